@@ -1,0 +1,18 @@
+//! `usage-convert`: not implemented yet; see its issue.
+
+use waldur_usage::cli::{self, Failure};
+
+#[derive(argh::FromArgs)]
+/// Not implemented yet.
+struct Args {}
+
+fn run(_args: Args) -> Result<(), Failure> {
+    Err(Failure::new(
+        cli::exit::SOFTWARE,
+        anyhow::anyhow!("usage-convert is not implemented yet"),
+    ))
+}
+
+fn main() -> std::process::ExitCode {
+    cli::main("usage-convert", run)
+}

@@ -1,0 +1,22 @@
+//! waldur-usage: SLURM usage reporting for Waldur Mastermind.
+//!
+//! The crate is a pipeline of small tools (`month-split`, `slurm-usage`, `usage-convert`,
+//! `waldur-push`) that talk JSON Lines to each other. Everything except argument parsing lives
+//! in this library; each binary in `src/bin/` is a thin `main`.
+//!
+//! Modules, one concern each:
+//! - [`records`]: the JSON Lines record contract between the tools;
+//! - [`config`]: the waldur-site-agent YAML model and its validation;
+//! - [`cli`]: shared command-line plumbing: exit codes, logging, `--version`;
+//! - [`period`]: monthly billing periods in an IANA time zone;
+//! - [`sacct`]: running sacct, parsing its output with nom, aggregating TRES x seconds;
+//! - [`convert`]: unit factors, component mapping, exact decimals;
+//! - [`waldur`]: the Waldur REST client and the submission logic.
+
+pub mod cli;
+pub mod config;
+pub mod convert;
+pub mod period;
+pub mod records;
+pub mod sacct;
+pub mod waldur;
