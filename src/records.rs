@@ -84,7 +84,7 @@ pub struct UsageRecord {
 pub struct PeriodEndRecord {
     /// `YYYY-MM`.
     pub period: String,
-    /// Number of `tres` (or `usage`) records of the period in the stream.
+    /// Number of data records (`tres`, `job` or `usage`) of the period in the stream.
     pub records: u64,
     /// Number of job allocations counted.
     pub jobs: u64,
@@ -329,7 +329,7 @@ impl<W: Write> RecordWriter<W> {
 pub struct CompletePeriod {
     /// The `period` record, when the stream carried one.
     pub period: Option<PeriodRecord>,
-    /// The data records (`tres` or `usage`) of the period, in stream order.
+    /// The data records (`tres`, `job` or `usage`) of the period, in stream order.
     pub records: Vec<Record>,
     /// The closing record.
     pub end: PeriodEndRecord,
@@ -417,6 +417,11 @@ impl PeriodAssembler {
                 Ok(None)
             }
             Record::Usage(ref r) => {
+                let key = r.period.clone();
+                self.open.entry(key).or_default().1.push(record);
+                Ok(None)
+            }
+            Record::Job(ref r) => {
                 let key = r.period.clone();
                 self.open.entry(key).or_default().1.push(record);
                 Ok(None)
