@@ -1,0 +1,662 @@
+//! End-to-end tests of the shell wrappers (`shell/waldur-usage-report`,
+//! `shell/waldur-usage-backfill`) with the real binaries, a fake `sacct` first on PATH and the
+//! fake Waldur server in-process.
+//!
+//! The fake sacct prints one fixed dump (below) for every period it is asked about, so the
+//! numbers Waldur must end up with can be written out by hand. Files in its directory steer it:
+//! `sleep` (seconds to sleep before answering), `fail-start` (fail when `--starttime` begins
+//! with that text), `fail-after-output` (print the dump, then fail). It logs every call's
+//! arguments to `sacct.log` and brackets each call with `start PID` / `end PID` lines in
+//! `calls.log`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, STAFF_TOKEN, Setup};
+
+/// What the fake sacct prints (`--parsable2 --noheader`, the default `--format`:
+/// JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES).
+///
+/// Expected usage with the seed guide's factors (cpu 60000, mem 61440, gres/gpu 60, all per
+/// TRES-minute, so amount = TRES x seconds / 60 / factor):
+///
+/// | job | account | user | TRES x seconds |
+/// |---|---|---|---|
+/// | 1001 | hpc_alloc1 | hpcuser1 | cpu 64 x 72000 = 4,608,000; mem 256000 MiB x 72000 = 18,432,000,000 |
+/// | 1002 | hpc_alloc1 | hpcuser2 | cpu 16 x 36000 = 576,000; mem 65536 MiB (64G) x 36000 = 2,359,296,000; gpu 2 x 36000 = 72,000 |
+/// | 1003 | hpc_alloc2 | hpcuser3 | cpu 8 x 45000 = 360,000; mem 16384 MiB (16G) x 45000 = 737,280,000 |
+///
+/// 1002.batch is a step (not billed), 1004 is in an account without the `hpc_` prefix
+/// (ignored). hpc_erred has no jobs and is Erred in Waldur (skipped).
+const DUMP: &str = "\
+1001|hpc_alloc1|hpcuser1|COMPLETED|72000|billing=64,cpu=64,mem=256000M,node=1|billing=64,cpu=64,mem=256000M,node=1
+1002|hpc_alloc1|hpcuser2|COMPLETED|36000|billing=16,cpu=16,gres/gpu=2,mem=64G,node=1|billing=16,cpu=16,gres/gpu=2,mem=64G,node=1
+1002.batch|hpc_alloc1|hpcuser2|COMPLETED|36000|cpu=16,gres/gpu=2,mem=64G,node=1|
+1003|hpc_alloc2|hpcuser3|FAILED|45000|billing=8,cpu=8,mem=16G,node=1|billing=8,cpu=8,mem=16G,node=1
+1004|other_dept|hpcuser1|COMPLETED|3600|billing=16,cpu=16,mem=1G,node=1|billing=16,cpu=16,mem=1G,node=1
+";
+
+/// The component usages Waldur must hold for one month after the dump was reported:
+/// (account, component) -> amount.
+///
+/// - hpc_alloc1 cpu: (4,608,000 + 576,000) / 60 / 60000 = 5,184,000 / 3,600,000 = 1.44
+/// - hpc_alloc1 mem: (18,432,000,000 + 2,359,296,000) / 60 / 61440 = 20,791,296,000 / 3,686,400 = 5640.00
+/// - hpc_alloc1 gres/gpu: 72,000 / 60 / 60 = 20.00
+/// - hpc_alloc2 cpu: 360,000 / 3,600,000 = 0.10; mem: 737,280,000 / 3,686,400 = 200.00;
+///   gres/gpu: none used, the account total carries every component: 0.00
+fn expected_usages() -> BTreeMap<(String, String), String> {
+    [
+        ("hpc_alloc1", "cpu", "1.44"),
+        ("hpc_alloc1", "mem", "5640.00"),
+        ("hpc_alloc1", "gres/gpu", "20.00"),
+        ("hpc_alloc2", "cpu", "0.10"),
+        ("hpc_alloc2", "mem", "200.00"),
+        ("hpc_alloc2", "gres/gpu", "0.00"),
+    ]
+    .iter()
+    .map(|(a, c, v)| ((a.to_string(), c.to_string()), v.to_string()))
+    .collect()
+}
+
+/// Per-user usages of one month: (account, component, user) -> amount. Users carry only the
+/// components they used: hpcuser1 cpu 4,608,000 / 3,600,000 = 1.28, mem 18,432,000,000 /
+/// 3,686,400 = 5000.00; hpcuser2 cpu 576,000 / 3,600,000 = 0.16, mem 2,359,296,000 / 3,686,400
+/// = 640.00, gres/gpu 72,000 / 3600 = 20.00; hpcuser3 cpu 0.10, mem 200.00 (as its account).
+fn expected_user_usages() -> BTreeMap<(String, String, String), String> {
+    [
+        ("hpc_alloc1", "cpu", "hpcuser1", "1.28"),
+        ("hpc_alloc1", "cpu", "hpcuser2", "0.16"),
+        ("hpc_alloc1", "mem", "hpcuser1", "5000.00"),
+        ("hpc_alloc1", "mem", "hpcuser2", "640.00"),
+        ("hpc_alloc1", "gres/gpu", "hpcuser2", "20.00"),
+        ("hpc_alloc2", "cpu", "hpcuser3", "0.10"),
+        ("hpc_alloc2", "mem", "hpcuser3", "200.00"),
+    ]
+    .iter()
+    .map(|(a, c, u, v)| ((a.to_string(), c.to_string(), u.to_string()), v.to_string()))
+    .collect()
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "waldur-usage-wrappers-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write_executable(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write script");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Everything one test needs: the fake Waldur, a fake sacct, a config.
+struct Rig {
+    fake: FakeWaldur,
+    setup: Setup,
+    dir: Scratch,
+}
+
+impl Rig {
+    fn new(name: &str) -> Rig {
+        let setup = Setup::small();
+        let fake = FakeWaldur::start(setup.clone());
+        let dir = Scratch::new(name);
+        let sbin = dir.path("slurm");
+        std::fs::create_dir_all(&sbin).unwrap();
+        std::fs::write(dir.path("dump.txt"), DUMP).unwrap();
+        let d = dir.0.display();
+        write_executable(
+            &sbin.join("sacct"),
+            &format!(
+                r#"#!/bin/sh
+# fake sacct for tests/wrappers.rs
+d='{d}'
+echo "$*" >> "$d/sacct.log"
+echo "start $$" >> "$d/calls.log"
+if [ -f "$d/sleep" ]; then sleep "$(cat "$d/sleep")"; fi
+if [ -f "$d/fail-start" ]; then
+  case "$*" in
+    *--starttime="$(cat "$d/fail-start")"*)
+      echo "sacct: error: Problem talking to the database: Connection refused" >&2
+      echo "end $$" >> "$d/calls.log"
+      exit 1 ;;
+  esac
+fi
+cat "$d/dump.txt"
+echo "end $$" >> "$d/calls.log"
+if [ -f "$d/fail-after-output" ]; then
+  echo "sacct: error: slurmdbd: connection lost" >&2
+  exit 1
+fi
+exit 0
+"#
+            ),
+        );
+        for tool in ["sacctmgr", "sinfo"] {
+            write_executable(
+                &sbin.join(tool),
+                "#!/bin/sh\necho \"slurm 23.02.6\"\nexit 0\n",
+            );
+        }
+        let config = format!(
+            r#"timezone: "UTC"
+reporting_periods: 1
+offerings:
+  - name: "{name}"
+    waldur_api_url: "{url}"
+    waldur_offering_uuid: "{uuid}"
+    backend_type: "slurm"
+    reporting_backend: "slurm"
+    backend_settings:
+      allocation_prefix: "hpc_"
+      slurm_bin_path: "{sbin}"
+    backend_components:
+      cpu: {{ measured_unit: "k-Hours", unit_factor: 60000, accounting_type: "usage", label: "CPU" }}
+      mem: {{ measured_unit: "gb-Hours", unit_factor: 61440, accounting_type: "usage", label: "RAM" }}
+      gres/gpu: {{ measured_unit: "gpu-Hours", unit_factor: 60, accounting_type: "usage", label: "GPU" }}
+"#,
+            name = setup.offering.name,
+            url = fake.base_url(),
+            uuid = setup.offering.uuid,
+            sbin = sbin.display(),
+        );
+        std::fs::write(dir.path("config.yaml"), config).unwrap();
+        std::fs::set_permissions(
+            dir.path("config.yaml"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        Rig { fake, setup, dir }
+    }
+
+    /// Create or remove a steering file of the fake sacct.
+    fn sacct_option(&self, name: &str, value: Option<&str>) {
+        let path = self.dir.path(name);
+        match value {
+            Some(v) => std::fs::write(path, v).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+
+    fn sacct_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path("sacct.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// A wrapper command with the test environment: binaries from this build, the fake sacct
+    /// first on PATH, a private lock file and temp dir, the provider token in the environment.
+    fn wrapper(&self, script: &str) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("shell").join(script));
+        let bin_dir = Path::new(env!("CARGO_BIN_EXE_slurm-usage"))
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let path = format!(
+            "{}:{}",
+            self.dir.path("slurm").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let tmp = self.dir.path("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        cmd.env("PATH", path)
+            .env("WALDUR_USAGE_BIN_DIR", bin_dir)
+            .env("WALDUR_USAGE_LOCK_FILE", self.dir.path("report.lock"))
+            .env("WALDUR_API_TOKEN", PROVIDER_TOKEN)
+            .env("TMPDIR", tmp)
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("WALDUR_SITE_AGENT_LOG_LEVEL")
+            .env_remove("WALDUR_USAGE_LOOP_SECONDS")
+            .env_remove("WALDUR_SITE_AGENT_REPORT_PERIOD_MINUTES")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn report(&self, extra: &[&str]) -> Command {
+        let mut cmd = self.wrapper("waldur-usage-report");
+        cmd.arg("-c").arg(self.dir.path("config.yaml")).args(extra);
+        cmd
+    }
+
+    /// Waldur's component usages for `billing_period` (YYYY-MM-01), by (account, component).
+    fn usages(&self, billing_period: &str) -> BTreeMap<(String, String), String> {
+        self.fake
+            .usages()
+            .into_iter()
+            .filter(|u| u.billing_period == billing_period)
+            .map(|u| {
+                (
+                    (self.account_of(&u.resource_uuid), u.component_type),
+                    u.usage,
+                )
+            })
+            .collect()
+    }
+
+    fn user_usages(&self, billing_period: &str) -> BTreeMap<(String, String, String), String> {
+        self.fake
+            .user_usages()
+            .into_iter()
+            .filter(|u| u.billing_period == billing_period)
+            .map(|u| {
+                (
+                    (
+                        self.account_of(&u.resource_uuid),
+                        u.component_type,
+                        u.username,
+                    ),
+                    u.usage,
+                )
+            })
+            .collect()
+    }
+
+    fn account_of(&self, resource_uuid: &str) -> String {
+        let wanted = resource_uuid.replace('-', "");
+        self.setup
+            .resources
+            .iter()
+            .find(|r| r.uuid.replace('-', "") == wanted)
+            .map(|r| r.backend_id.clone())
+            .unwrap_or_else(|| format!("unknown resource {resource_uuid}"))
+    }
+
+    /// The usage-submitting POSTs the fake received (agent registration excluded).
+    fn usage_posts(&self) -> usize {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("set_"))
+            .count()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn last_line(output: &Output) -> String {
+    text(&output.stderr)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn run(mut cmd: Command) -> Output {
+    cmd.output().expect("run wrapper")
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    )
+}
+
+/// The billing period of the current month in UTC (the config's zone), `YYYY-MM-01`.
+fn current_billing_period() -> String {
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    format!("{:04}-{:02}-01", now.year(), now.month())
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_child(child: Child) -> Output {
+    child.wait_with_output().expect("wait for wrapper")
+}
+
+#[test]
+fn a_cycle_reports_exact_usage_then_a_second_cycle_changes_nothing() {
+    let rig = Rig::new("normal");
+    let period = current_billing_period();
+
+    let first = run(rig.report(&[]));
+    assert!(first.status.success(), "{}", describe(&first));
+    assert_eq!(rig.sacct_calls().len(), 1, "one period, one sacct call");
+    assert_eq!(rig.usages(&period), expected_usages(), "{}", describe(&first));
+    assert_eq!(rig.user_usages(&period), expected_user_usages());
+    let last = last_line(&first);
+    assert!(
+        last.contains("cycle done") && last.contains("1 of 1 offerings reported"),
+        "last line: {last}"
+    );
+    assert!(last.contains("failed 0"), "last line: {last}");
+    assert!(!last.contains("updated 0,"), "the first cycle updates: {last}");
+    let first_posts = rig.usage_posts();
+    assert!(first_posts > 0);
+
+    // Nothing changed in SLURM: the second cycle reads Waldur and sends no usage at all.
+    rig.fake.clear_requests();
+    let second = run(rig.report(&[]));
+    assert!(second.status.success(), "{}", describe(&second));
+    assert_eq!(rig.usage_posts(), 0, "{}", describe(&second));
+    assert_eq!(rig.usages(&period), expected_usages());
+    let last = last_line(&second);
+    assert!(
+        last.contains("updated 0,") && last.contains("failed 0"),
+        "last line: {last}"
+    );
+
+    // The token never shows up in anything the wrappers or tools printed.
+    for output in [&first, &second] {
+        let all = format!("{}{}", text(&output.stdout), text(&output.stderr));
+        assert!(!all.contains(PROVIDER_TOKEN), "token leaked: {all}");
+    }
+}
+
+#[test]
+fn results_file_holds_the_result_records_the_summary_counts() {
+    let rig = Rig::new("results");
+    let results = rig.dir.path("results.jsonl");
+    let out = run(rig.report(&["--results", results.to_str().unwrap()]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let records = std::fs::read_to_string(&results).unwrap();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for line in records.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON record");
+        assert_eq!(v["kind"], "result", "{line}");
+        *counts
+            .entry(v["status"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let last = last_line(&out);
+    for status in ["updated", "unchanged", "skipped", "failed"] {
+        let n = counts.get(status).copied().unwrap_or(0);
+        assert!(
+            last.contains(&format!("{status} {n}")),
+            "summary should count {n} {status} like the records do: {last}"
+        );
+    }
+    assert_eq!(counts.get("failed"), None);
+    assert!(counts.get("updated").copied().unwrap_or(0) >= 2, "{counts:?}");
+}
+
+#[test]
+fn a_sacct_failure_mid_stream_submits_nothing_and_fails_the_cycle() {
+    let rig = Rig::new("sacct-fails");
+    // sacct prints the whole dump, then fails: slurm-usage must drop the period entirely.
+    rig.sacct_option("fail-after-output", Some("1"));
+    let out = run(rig.report(&[]));
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert_eq!(rig.usage_posts(), 0, "{}", describe(&out));
+    assert!(rig.fake.usages().is_empty());
+    let last = last_line(&out);
+    assert!(
+        last.contains("cycle FAILED") && last.contains("0 of 1 offerings reported"),
+        "last line: {last}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("slurm-usage exited"),
+        "the failing stage is named: {stderr}"
+    );
+}
+
+#[test]
+fn a_stage_killed_mid_stream_submits_nothing() {
+    let rig = Rig::new("convert-dies");
+    // A bin dir where usage-convert passes on only its first two records and then dies: the
+    // period's usage records arrive, its period_end never does.
+    let bin = rig.dir.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = Path::new(env!("CARGO_BIN_EXE_usage-convert"));
+    for tool in ["month-split", "slurm-usage", "waldur-push"] {
+        std::os::unix::fs::symlink(
+            real.parent().unwrap().join(tool),
+            bin.join(tool),
+        )
+        .unwrap();
+    }
+    write_executable(
+        &bin.join("usage-convert"),
+        &format!(
+            "#!/bin/bash\n\"{}\" \"$@\" | head -n 2\necho 'usage-convert: killed' >&2\nkill -KILL $$\n",
+            real.display()
+        ),
+    );
+    let mut cmd = rig.report(&[]);
+    cmd.env("WALDUR_USAGE_BIN_DIR", &bin);
+    let out = run(cmd);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert_eq!(rig.usage_posts(), 0, "{}", describe(&out));
+    assert!(rig.fake.usages().is_empty());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("usage-convert exited"), "{stderr}");
+    assert!(last_line(&out).contains("cycle FAILED"), "{}", describe(&out));
+}
+
+#[test]
+fn two_cycles_at_once_never_overlap() {
+    let rig = Rig::new("lock");
+    rig.sacct_option("sleep", Some("2"));
+    let first = rig.report(&[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Wait until the first cycle holds the lock and is inside sacct.
+    wait_for("the first cycle to call sacct", Duration::from_secs(30), || {
+        !rig.sacct_calls().is_empty()
+    });
+
+    // Without --wait the second cycle exits 0 at once and says why.
+    let started = Instant::now();
+    let second = run(rig.report(&[]));
+    assert!(second.status.success(), "{}", describe(&second));
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "it must not wait for the 2 s sacct: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        text(&second.stderr).contains("another reporting cycle is running"),
+        "{}",
+        describe(&second)
+    );
+
+    // With --wait the third cycle runs after the first one.
+    let third = rig
+        .report(&["--wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first = wait_child(first);
+    let third = wait_child(third);
+    assert!(first.status.success(), "{}", describe(&first));
+    assert!(third.status.success(), "{}", describe(&third));
+    assert!(last_line(&third).contains("cycle done"), "{}", describe(&third));
+    // sacct ran exactly twice (first and third) and never twice at the same time.
+    let calls = std::fs::read_to_string(rig.dir.path("calls.log")).unwrap();
+    let events: Vec<&str> = calls
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(events, ["start", "end", "start", "end"], "{calls}");
+    assert_eq!(rig.usages(&current_billing_period()), expected_usages());
+}
+
+#[test]
+fn loop_runs_cycles_a_period_apart() {
+    let rig = Rig::new("loop");
+    let mut cmd = rig.report(&["--loop", "--cycles", "2"]);
+    // The loop period is WALDUR_SITE_AGENT_REPORT_PERIOD_MINUTES (whole minutes); the seconds
+    // override shortens a one-minute period to 1.5 s for the test.
+    cmd.env("WALDUR_SITE_AGENT_REPORT_PERIOD_MINUTES", "1")
+        .env("WALDUR_USAGE_LOOP_SECONDS", "1.5");
+    let started = Instant::now();
+    let out = run(cmd);
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(rig.sacct_calls().len(), 2, "{}", describe(&out));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.matches("cycle done").count(), 2, "{stderr}");
+    assert!(
+        elapsed >= Duration::from_millis(1500),
+        "the second cycle starts one period after the first: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(50), "{elapsed:?}");
+    assert_eq!(rig.usages(&current_billing_period()), expected_usages());
+}
+
+#[test]
+fn backfill_loads_each_month_and_reports_the_failed_one() {
+    let rig = Rig::new("backfill");
+    // February's sacct fails; January and March must still be loaded.
+    rig.sacct_option("fail-start", Some("2024-02-01T00:00:00"));
+    let token_file = rig.dir.path("staff-token");
+    std::fs::write(&token_file, format!("{STAFF_TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let mut cmd = rig.wrapper("waldur-usage-backfill");
+    cmd.args(["--config", rig.dir.path("config.yaml").to_str().unwrap()])
+        .args(["--offering-uuid", &rig.setup.offering.uuid])
+        .args(["--start-date", "2024-01-10", "--end-date", "2024-03-05"])
+        .args(["--user-token-file", token_file.to_str().unwrap()])
+        // The environment's provider token must not be used for the backfill.
+        .env("WALDUR_API_TOKEN", PROVIDER_TOKEN);
+    let out = run(cmd);
+    assert!(!out.status.success(), "a month failed: {}", describe(&out));
+    let stderr = text(&out.stderr);
+    for (i, month) in ["2024-01", "2024-02", "2024-03"].iter().enumerate() {
+        let line = format!("Processing month {}/3: {month}", i + 1);
+        assert!(stderr.lines().any(|l| l == line), "missing {line:?}: {stderr}");
+    }
+    assert_eq!(rig.sacct_calls().len(), 3, "{stderr}");
+    let last = last_line(&out);
+    assert!(
+        last.contains("2 loaded") && last.contains("1 failed: 2024-02 (slurm-usage exited"),
+        "last line: {last}"
+    );
+    assert_eq!(rig.usages("2024-01-01"), expected_usages(), "{stderr}");
+    assert_eq!(rig.usages("2024-03-01"), expected_usages());
+    assert!(rig.usages("2024-02-01").is_empty(), "nothing for the failed month");
+    assert_eq!(rig.user_usages("2024-03-01"), expected_user_usages());
+    // Every usage POST was made with the staff token, none with the provider token.
+    for r in rig.fake.requests() {
+        if r.method == "POST" && r.path.contains("set_") {
+            assert_eq!(
+                r.authorization.as_deref(),
+                Some(format!("Token {STAFF_TOKEN}").as_str()),
+                "{} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+    assert!(!stderr.contains(STAFF_TOKEN) && !text(&out.stdout).contains(STAFF_TOKEN));
+}
+
+#[test]
+fn backfill_token_on_the_command_line_warns_and_never_reaches_argv() {
+    let rig = Rig::new("backfill-argv");
+    // A shim waldur-push that records its argv and the mode of the token file it was given.
+    let bin = rig.dir.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real_dir = Path::new(env!("CARGO_BIN_EXE_waldur-push")).parent().unwrap();
+    for tool in ["month-split", "slurm-usage", "usage-convert"] {
+        std::os::unix::fs::symlink(real_dir.join(tool), bin.join(tool)).unwrap();
+    }
+    let log = rig.dir.path("push-argv.log");
+    write_executable(
+        &bin.join("waldur-push"),
+        &format!(
+            "#!/bin/bash\necho \"$*\" >> '{log}'\nprev=\nfor a in \"$@\"; do\n  if [ \"$prev\" = --token-file ]; then stat -c 'mode %a' \"$a\" >> '{log}'; fi\n  prev=$a\ndone\nexec '{real}' \"$@\"\n",
+            log = log.display(),
+            real = real_dir.join("waldur-push").display()
+        ),
+    );
+    let mut cmd = rig.wrapper("waldur-usage-backfill");
+    cmd.args(["-c", rig.dir.path("config.yaml").to_str().unwrap()])
+        .args(["-o", &rig.setup.offering.uuid])
+        .args(["-s", "2024-05-01", "-e", "2024-05-31"])
+        .args(["-t", STAFF_TOKEN])
+        .env("WALDUR_USAGE_BIN_DIR", &bin);
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("(ps)"), "warns about ps: {stderr}");
+    let argv = std::fs::read_to_string(&log).unwrap();
+    assert!(!argv.contains(STAFF_TOKEN), "token on argv: {argv}");
+    assert!(argv.contains("--staff") && argv.contains("mode 600"), "{argv}");
+    assert_eq!(rig.usages("2024-05-01"), expected_usages());
+    // The private token file is gone afterwards.
+    let leftovers: Vec<_> = std::fs::read_dir(rig.dir.path("tmp")).unwrap().collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+}
+
+#[test]
+fn backfill_with_a_non_staff_token_stops_after_the_first_month() {
+    let rig = Rig::new("backfill-nonstaff");
+    let token_file = rig.dir.path("token");
+    std::fs::write(&token_file, PROVIDER_TOKEN).unwrap();
+    let mut cmd = rig.wrapper("waldur-usage-backfill");
+    cmd.args(["-c", rig.dir.path("config.yaml").to_str().unwrap()])
+        .args(["-o", &rig.setup.offering.uuid])
+        .args(["-s", "2024-01-01", "-e", "2024-03-31"])
+        .args(["--user-token-file", token_file.to_str().unwrap()]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(77), "{}", describe(&out));
+    assert_eq!(rig.usage_posts(), 0);
+    let last = last_line(&out);
+    assert!(
+        last.contains("not attempted: 2024-02 2024-03"),
+        "a token without staff rights fails every month alike: {last}"
+    );
+}
+
+#[test]
+fn wrappers_reject_bad_arguments_with_status_64() {
+    let rig = Rig::new("usage");
+    for (script, args) in [
+        ("waldur-usage-report", vec!["--bogus"]),
+        ("waldur-usage-report", vec!["--timeout", "0"]),
+        ("waldur-usage-report", vec!["--cycles", "2"]),
+        ("waldur-usage-backfill", vec!["-s", "2024-01-01", "-e", "2024-02-01"]),
+        ("waldur-usage-diagnose", vec!["--nope"]),
+    ] {
+        let mut cmd = rig.wrapper(script);
+        cmd.args(&args);
+        let out = run(cmd);
+        assert_eq!(out.status.code(), Some(64), "{script} {args:?}: {}", describe(&out));
+        assert!(text(&out.stderr).contains("--help"), "{script} {args:?}");
+    }
+}
