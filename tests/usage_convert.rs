@@ -1,0 +1,466 @@
+//! `usage-convert` run as a binary on hand-written `tres` records: the exact strings Waldur
+//! would receive, and clear errors with the right exit codes.
+
+use std::io::Write;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/convert/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// Run usage-convert with the fixture config `cfg` on `input`; (exit code, stdout, stderr).
+fn convert_with(cfg: &str, input: &str) -> (i32, String, String) {
+    let out = cargo_bin_cmd!("usage-convert")
+        .args(["-c", cfg, "--log-level", "error"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Convert and expect success; the output lines.
+fn convert(cfg: &str, input: &str) -> Vec<String> {
+    let (code, out, err) = convert_with(&fixture(cfg), input);
+    assert_eq!(code, 0, "usage-convert failed: {err}");
+    out.lines().map(String::from).collect()
+}
+
+/// A `tres` record line.
+fn tres(account: &str, user: Option<&str>, jobs: u64, seconds: &[(&str, u128)]) -> String {
+    let user = user.map_or("null".to_string(), |u| format!("\"{u}\""));
+    let map: Vec<String> = seconds
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":{v}"))
+        .collect();
+    format!(
+        "{{\"kind\":\"tres\",\"period\":\"2024-06\",\"account\":\"{account}\",\"user\":{user},\
+         \"jobs\":{jobs},\"tres_seconds\":{{{}}}}}\n",
+        map.join(",")
+    )
+}
+
+/// The `usage` record line usage-convert must write.
+fn usage(account: &str, user: Option<&str>, jobs: u64, amounts: &[(&str, &str)]) -> String {
+    let user = user.map_or("null".to_string(), |u| format!("\"{u}\""));
+    let map: Vec<String> = amounts
+        .iter()
+        .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+        .collect();
+    format!(
+        "{{\"kind\":\"usage\",\"period\":\"2024-06\",\"account\":\"{account}\",\"user\":{user},\
+         \"jobs\":{jobs},\"components\":{{{}}}}}",
+        map.join(",")
+    )
+}
+
+const HOUR: u128 = 3600;
+
+#[test]
+fn seed_guide_config_gives_k_hours_and_gb_hours() {
+    // The reference's e2e case E3: cpu=64 and mem=256000M for 10 h, 20 h and 30 h.
+    // cpu: 64 x 36000 s = 2304000 CPU-s / 60 / 60000 = 0.64 k-Hours (then 1.28, 1.92; total
+    // 64 x 216000 = 13824000 / 3600000 = 3.84). mem: 256000 MiB x 36000 s / 60 / 61440 = 2500
+    // gb-Hours (then 5000, 7500; total 15000).
+    let mut input = String::new();
+    for (user, hours) in [("u1", 10), ("u2", 20), ("u3", 30)] {
+        input += &tres(
+            "hpc_e2e",
+            Some(user),
+            1,
+            &[("cpu", 64 * hours * HOUR), ("mem", 256_000 * hours * HOUR)],
+        );
+    }
+    input += &tres(
+        "hpc_e2e",
+        None,
+        3,
+        &[("cpu", 64 * 60 * HOUR), ("mem", 256_000 * 60 * HOUR)],
+    );
+    assert_eq!(
+        convert("seed.yaml", &input),
+        [
+            usage(
+                "hpc_e2e",
+                Some("u1"),
+                1,
+                &[("cpu", "0.64"), ("mem", "2500.00")]
+            ),
+            usage(
+                "hpc_e2e",
+                Some("u2"),
+                1,
+                &[("cpu", "1.28"), ("mem", "5000.00")]
+            ),
+            usage(
+                "hpc_e2e",
+                Some("u3"),
+                1,
+                &[("cpu", "1.92"), ("mem", "7500.00")]
+            ),
+            // The total carries every configured component: no GPU was used, so "0.00".
+            usage(
+                "hpc_e2e",
+                None,
+                3,
+                &[("cpu", "3.84"), ("gres/gpu", "0.00"), ("mem", "15000.00")]
+            ),
+        ]
+    );
+    // The brief's example: 60000 CPU-minutes = 1 k-Hour; 61440 MiB-minutes = 1 gb-Hour.
+    assert_eq!(
+        convert(
+            "seed.yaml",
+            &tres(
+                "a",
+                Some("u"),
+                1,
+                &[("cpu", 60_000 * 60), ("mem", 61_440 * 60)]
+            )
+        ),
+        [usage(
+            "a",
+            Some("u"),
+            1,
+            &[("cpu", "1.00"), ("mem", "1.00")]
+        )]
+    );
+}
+
+#[test]
+fn mapped_node_hours_match_the_reference_e1_case_and_apply_unit_factor() {
+    // E1: cpu=640, gpu=80 for one hour: 2304000 cpu-s / 60 / 64 = 600 plus
+    // 288000 gpu-s / 60 / 8 = 600, so 1200 node-minutes (the reference's integer 1200).
+    let input = tres(
+        "account1",
+        Some("user1"),
+        1,
+        &[("cpu", 640 * HOUR), ("gpu", 80 * HOUR)],
+    );
+    assert_eq!(
+        convert("node-hours.yaml", &input),
+        [usage(
+            "account1",
+            Some("user1"),
+            1,
+            &[("node_hours", "1200.00")]
+        )]
+    );
+    // With unit_factor 60 the same usage is 1200 / 60 = 20 node-hours (the reference would
+    // ignore the unit_factor in mapping mode and still say 1200).
+    assert_eq!(
+        convert("node-hours-60.yaml", &input),
+        [usage(
+            "account1",
+            Some("user1"),
+            1,
+            &[("node_hours", "20.00")]
+        )]
+    );
+    // E1's last case: only TRES no component reads (billing, energy): a user gets no component,
+    // the account total gets node_hours 0.00. 30 cpu-s alone: 30 / 60 / 64 / 60 = 1/7680 -> 0.00.
+    let input = tres(
+        "account1",
+        Some("user1"),
+        1,
+        &[("billing", 999), ("energy", 50)],
+    ) + &tres("account1", Some("user2"), 1, &[("cpu", 30)])
+        + &tres(
+            "account1",
+            None,
+            2,
+            &[("billing", 999), ("energy", 50), ("cpu", 30)],
+        );
+    assert_eq!(
+        convert("node-hours-60.yaml", &input),
+        [
+            usage("account1", Some("user1"), 1, &[]),
+            usage("account1", Some("user2"), 1, &[("node_hours", "0.00")]),
+            usage("account1", None, 2, &[("node_hours", "0.00")]),
+        ]
+    );
+}
+
+#[test]
+fn exact_ties_round_half_to_even() {
+    // cpu in CPU-hours: amount = seconds / 3600, so each input is an exact x.xx5.
+    // 450 s = 0.125 -> 0.12 (2 even); 486 s = 0.135 -> 0.14; 9630 s = 2.675 -> 2.68 (Python's
+    // float round gives 2.67); 18 s = 0.005 -> 0.00; 54 s = 0.015 -> 0.02; 3582 s = 0.995 ->
+    // 1.00; 451 s = 0.12527.. -> 0.13 (not a tie).
+    let cases = [
+        (450, "0.12"),
+        (486, "0.14"),
+        (9630, "2.68"),
+        (18, "0.00"),
+        (54, "0.02"),
+        (3582, "1.00"),
+        (451, "0.13"),
+    ];
+    let input: String = cases
+        .iter()
+        .map(|(s, _)| tres("a", Some("u"), 1, &[("cpu", *s)]))
+        .collect();
+    let want: Vec<String> = cases
+        .iter()
+        .map(|(_, a)| usage("a", Some("u"), 1, &[("cpu", a)]))
+        .collect();
+    assert_eq!(convert("hours.yaml", &input), want);
+}
+
+#[test]
+fn values_beyond_two_to_the_64_stay_exact() {
+    // cpu = 2^70 CPU-s: 2^70 / 3600000 = 9223372036854775808 / 28125 = 327942116865947.584.. -> .58
+    // mem = 2^64 x 61440 x 60 + 1 MiB-s: 2^64 gb-Hours plus 1/3686400 -> 18446744073709551616.00,
+    // an amount that itself does not fit in 64 bits.
+    let mem = (1u128 << 64) * 61_440 * 60 + 1;
+    assert_eq!(
+        convert(
+            "seed.yaml",
+            &tres("big", None, 1, &[("cpu", 1 << 70), ("mem", mem)])
+        ),
+        [usage(
+            "big",
+            None,
+            1,
+            &[
+                ("cpu", "327942116865947.58"),
+                ("gres/gpu", "0.00"),
+                ("mem", "18446744073709551616.00")
+            ]
+        )]
+    );
+}
+
+#[test]
+fn zero_usage_is_reported_as_zero_for_present_and_all_components_of_totals() {
+    // A user whose jobs ran 0 s has cpu and mem present with 0; an idle account total has
+    // every component at 0.00.
+    let input = tres("idle", Some("u"), 1, &[("cpu", 0), ("mem", 0)]) + &tres("idle", None, 0, &[]);
+    assert_eq!(
+        convert("seed.yaml", &input),
+        [
+            usage("idle", Some("u"), 1, &[("cpu", "0.00"), ("mem", "0.00")]),
+            usage(
+                "idle",
+                None,
+                0,
+                &[("cpu", "0.00"), ("gres/gpu", "0.00"), ("mem", "0.00")]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn totals_are_converted_from_the_raw_total_not_summed_from_rounded_users() {
+    // Three users with 14400 CPU-s each: 14400 / 3600000 = 0.004 k-Hours -> 0.00 each;
+    // the total 43200 / 3600000 = 0.012 -> 0.01 (the sum of rounded users would be 0.00).
+    let mut input = String::new();
+    for u in ["a", "b", "c"] {
+        input += &tres("hpc_x", Some(u), 1, &[("cpu", 14_400)]);
+    }
+    input += &tres("hpc_x", None, 3, &[("cpu", 43_200)]);
+    let out = convert("seed.yaml", &input);
+    assert_eq!(out[0], usage("hpc_x", Some("a"), 1, &[("cpu", "0.00")]));
+    assert_eq!(
+        out[3],
+        usage(
+            "hpc_x",
+            None,
+            3,
+            &[("cpu", "0.01"), ("gres/gpu", "0.00"), ("mem", "0.00")]
+        )
+    );
+}
+
+#[test]
+fn period_records_pass_through_and_period_end_still_matches() {
+    let period = r#"{"kind":"period","period":"2024-06","start":"2024-06-01T00:00:00+03:00","end":"2024-07-01T00:00:00+03:00","timezone":"Europe/Tallinn","index":1,"count":1,"closed":true}"#;
+    let end = r#"{"kind":"period_end","period":"2024-06","records":2,"jobs":1,"lines":1,"skipped_lines":0}"#;
+    let input = format!(
+        "{period}\n{}{}{end}\n",
+        tres("a", Some("u"), 1, &[("cpu", 3_600_000)]),
+        tres("a", None, 1, &[("cpu", 3_600_000)])
+    );
+    let out = convert("seed.yaml", &input);
+    assert_eq!(out.len(), 4);
+    assert_eq!(out[0], period);
+    assert_eq!(out[3], end);
+    // records: 2 in period_end, and exactly 2 usage records between.
+    assert_eq!(
+        out.iter()
+            .filter(|l| l.starts_with("{\"kind\":\"usage\""))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn input_that_is_not_tres_exits_65_naming_the_line() {
+    let cfg = fixture("seed.yaml");
+    let converted = usage("a", None, 1, &[("cpu", "1.00")]) + "\n";
+    let job = r#"{"kind":"job","period":"2024-06","job_id":"1","account":"a","user":"u","state":"COMPLETED","elapsed_seconds":1,"tres_seconds":{}}"#;
+    let cases = [
+        (
+            tres("a", None, 1, &[]) + &converted,
+            "input line 2: a `usage` record: the input is already converted (run usage-convert once, on slurm-usage's output)",
+        ),
+        (
+            format!("{job}\n"),
+            "input line 1: a `job` record: per-job audit records (slurm-usage --jobs) are not converted; run slurm-usage without --jobs",
+        ),
+        (
+            "{\"kind\":\"tres\",\"period\":\"2024-06\",\"account\":\"a\"}\n".to_string(),
+            "input line 1: bad `tres` record: missing field `jobs` at line 1 column 48",
+        ),
+        (
+            "hpc_a|cpu=1|00:01:00|u\n".to_string(),
+            "input line 1: not valid JSON: expected value at line 1 column 1",
+        ),
+        (
+            tres("a", Some("u"), 1, &[("cpu", 1)]).replace("\"cpu\":1", "\"cpu\":-1"),
+            "input line 1: bad `tres` record: number out of range at line 1 column 91",
+        ),
+    ];
+    for (input, message) in cases {
+        let (code, _, err) = convert_with(&cfg, &input);
+        assert_eq!(
+            (code, err),
+            (65, format!("usage-convert: error: {message}\n")),
+            "{input}"
+        );
+    }
+}
+
+#[test]
+fn an_amount_too_large_for_exact_arithmetic_exits_65_instead_of_a_wrong_number() {
+    // unit_factor 0.0001 multiplies by 10000 / 60; u128::MAX CPU-s times that cannot fit.
+    let cfg = TempConfig::new(
+        "offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n    backend_components:\n      cpu: { unit_factor: 0.0001 }\n",
+    );
+    let (code, out, err) = convert_with(cfg.path(), &tres("a", None, 1, &[("cpu", u128::MAX)]));
+    assert_eq!((code, out.as_str()), (65, ""));
+    assert_eq!(
+        err,
+        "usage-convert: error: input line 1: component \"cpu\" for account \"a\" (total) in 2024-06: \
+         the amount is too large for exact 128-bit arithmetic; refusing to report a wrong number\n"
+    );
+}
+
+#[test]
+fn bad_factors_exit_78_naming_the_key() {
+    let base = std::fs::read_to_string(fixture("seed.yaml")).unwrap();
+    let cases = [
+        (
+            "unit_factor: 61440",
+            "unit_factor: 0",
+            "offerings[0].backend_components.mem.unit_factor: expected a number greater than 0, found 0",
+        ),
+        (
+            "unit_factor: 60000",
+            "unit_factor: -60000",
+            "offerings[0].backend_components.cpu.unit_factor: expected a number greater than 0, found -60000",
+        ),
+        (
+            "unit_factor: 60\n",
+            "unit_factor: sixty\n",
+            "offerings[0].backend_components.gres/gpu.unit_factor: expected a number greater than 0, found \"sixty\"",
+        ),
+    ];
+    for (from, to, message) in cases {
+        let cfg = TempConfig::new(&base.replace(from, to));
+        let (code, _, err) = convert_with(cfg.path(), &tres("a", None, 1, &[]));
+        assert_eq!(
+            (code, err),
+            (
+                78,
+                format!("usage-convert: error: {}: {message}\n", cfg.path())
+            )
+        );
+    }
+    let mapped = std::fs::read_to_string(fixture("node-hours.yaml")).unwrap();
+    let cfg = TempConfig::new(&mapped.replace("factor: 8.0", "factor: -8"));
+    let (code, _, err) = convert_with(cfg.path(), "");
+    assert_eq!(
+        (code, err),
+        (
+            78,
+            format!(
+                "usage-convert: error: {}: offerings[0].backend_components.node_hours.target_components.gpu.factor: expected a number greater than 0, found -8\n",
+                cfg.path()
+            )
+        )
+    );
+    // A missing config file is a configuration error too.
+    let (code, _, err) = convert_with("/nonexistent/cfg.yaml", "");
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.starts_with("usage-convert: error: /nonexistent/cfg.yaml: cannot read the config file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_explains_the_formulas_and_version_works() {
+    let out = cargo_bin_cmd!("usage-convert")
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "tres_seconds[c] / 60 / unit_factor",
+        "target_components",
+        "half to even",
+        "--offering",
+        "--log-level",
+        "--version",
+        "Examples:",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle:?}:\n{help}");
+    }
+    let out = cargo_bin_cmd!("usage-convert")
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("usage-convert {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// A config file in the target temp dir, removed on drop.
+struct TempConfig(std::path::PathBuf);
+
+impl TempConfig {
+    fn new(text: &str) -> TempConfig {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "usage-convert-{}-{}.yaml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        TempConfig(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
