@@ -464,3 +464,248 @@ impl Drop for TempConfig {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+/// Run `slurm-usage ARGS` and pipe its stdout through `usage-convert -c cfg`; the usage lines.
+fn slurm_usage_then_convert(cfg: &str, args: &[&str], stdin: &str) -> Vec<String> {
+    let tres = cargo_bin_cmd!("slurm-usage")
+        .args(["-c", cfg, "--log-level", "error"])
+        .args(args)
+        .write_stdin(stdin)
+        .output()
+        .unwrap();
+    assert!(
+        tres.status.success(),
+        "slurm-usage failed: {}",
+        String::from_utf8_lossy(&tres.stderr)
+    );
+    let out = cargo_bin_cmd!("usage-convert")
+        .args(["-c", cfg, "--log-level", "error"])
+        .write_stdin(tres.stdout)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "usage-convert failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("{\"kind\":\"usage\""))
+        .map(String::from)
+        .collect()
+}
+
+/// `usage` line of period 2024-03 (the sample month).
+fn usage_in(
+    period: &str,
+    account: &str,
+    user: Option<&str>,
+    jobs: u64,
+    amounts: &[(&str, &str)],
+) -> String {
+    usage(account, user, jobs, amounts).replace(
+        "\"period\":\"2024-06\"",
+        &format!("\"period\":\"{period}\""),
+    )
+}
+
+#[test]
+fn reference_e7_fixture_gives_the_reference_agents_reported_values() {
+    // notes/reference-agent.md section 9, E7: ReqTRES x Elapsed (--compat reference), seed config
+    // plus gres/gpu unit_factor 60, Tallinn, now 2024-06-15. hpc_alloc1 total:
+    // cpu 4 x 3600 + 64 x 86400 + 1 x 3 + 2 x 0 = 5544003 CPU-s / 3600000 = 1.54000083 -> 1.54;
+    // mem 8192 x 3600 + 256000 x 86400 + 100 x 3 = 22147891500 MiB-s / 3686400 = 6008.0065 -> 6008.00;
+    // gpu 2 x 86400 = 172800 / 3600 = 48.00. hpc_alloc2: cpu 2 x 1800 = 3600 / 3600000 = 0.001 ->
+    // 0.00; mem 2048 x 1800 / 3686400 = 1.00. The agent reports 1.54 / 6008.00 / 48.00 and
+    // 0.00 / 1.00; our total also carries gres/gpu 0.00 for hpc_alloc2 (every component).
+    let got = slurm_usage_then_convert(
+        &fixture("seed.yaml"),
+        &[
+            "--period",
+            "2024-06",
+            "--input",
+            &fixture("e7-sacct.txt"),
+            "--fields",
+            "Account,ReqTRES,Elapsed,User",
+            "--compat",
+            "reference",
+            "--now",
+            "2024-06-15T12:00:00+03:00",
+        ],
+        "",
+    );
+    assert_eq!(
+        got,
+        [
+            usage(
+                "hpc_alloc1",
+                None,
+                4,
+                &[("cpu", "1.54"), ("gres/gpu", "48.00"), ("mem", "6008.00")]
+            ),
+            usage(
+                "hpc_alloc1",
+                Some("alice"),
+                2,
+                &[("cpu", "0.00"), ("mem", "8.00")]
+            ),
+            usage(
+                "hpc_alloc1",
+                Some("bob"),
+                1,
+                &[("cpu", "1.54"), ("gres/gpu", "48.00"), ("mem", "6000.00")]
+            ),
+            usage(
+                "hpc_alloc1",
+                Some("carol"),
+                1,
+                &[("cpu", "0.00"), ("mem", "0.00")]
+            ),
+            usage(
+                "hpc_alloc2",
+                None,
+                1,
+                &[("cpu", "0.00"), ("gres/gpu", "0.00"), ("mem", "1.00")]
+            ),
+            usage(
+                "hpc_alloc2",
+                Some("dave"),
+                1,
+                &[("cpu", "0.00"), ("mem", "1.00")]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn the_bundled_sample_month_converts_to_pinned_amounts() {
+    // The offline pipeline of shell/demo: month-split | slurm-usage --input | usage-convert.
+    // The amounts were checked against an independent model (Python Fractions over
+    // AllocTRES x ElapsedRaw with --duplicates, half-even Decimal rounding). Two worked out:
+    // hpc_ml GPUs: 4x43440 + 43228 + 2x259762 + 4x43303 + 2x86448 + 4x43524 + 86408 + 259361 +
+    // 4x11399 = 1648081 GPU-s / 3600 = 457.8003 -> 457.80 (typed gres/gpu:a100 not counted twice);
+    // grace: 218 + 142 + 626 = 986 CPU-s / 3600000 -> 0.00; 2000 MiB x 986 s / 3686400 = 0.5349 -> 0.53.
+    // The `physics` account has no hpc_ prefix and is not reported.
+    let cfg = format!(
+        "{}/sample/waldur-site-agent-config.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let dump = format!("{}/sample/sacct-2024-03.txt", env!("CARGO_MANIFEST_DIR"));
+    let periods = cargo_bin_cmd!("month-split")
+        .args([
+            "-c",
+            &cfg,
+            "--start",
+            "2024-03",
+            "--end",
+            "2024-03",
+            "--log-level",
+            "error",
+        ])
+        .output()
+        .unwrap();
+    assert!(periods.status.success());
+    let got = slurm_usage_then_convert(
+        &cfg,
+        &["--input", &dump],
+        &String::from_utf8(periods.stdout).unwrap(),
+    );
+    let m = "2024-03";
+    assert_eq!(
+        got,
+        [
+            usage_in(
+                m,
+                "hpc_astro",
+                None,
+                13,
+                &[("cpu", "69.23"), ("gres/gpu", "0.00"), ("mem", "253536.33")]
+            ),
+            usage_in(
+                m,
+                "hpc_astro",
+                Some("carol"),
+                5,
+                &[("cpu", "26.02"), ("mem", "95286.85")]
+            ),
+            usage_in(
+                m,
+                "hpc_astro",
+                Some("dave"),
+                4,
+                &[("cpu", "14.87"), ("mem", "54440.49")]
+            ),
+            usage_in(
+                m,
+                "hpc_astro",
+                Some("erin"),
+                4,
+                &[("cpu", "28.35"), ("mem", "103808.98")]
+            ),
+            usage_in(
+                m,
+                "hpc_bio",
+                None,
+                11,
+                &[("cpu", "0.12"), ("gres/gpu", "0.00"), ("mem", "453.66")]
+            ),
+            usage_in(
+                m,
+                "hpc_bio",
+                Some("frank"),
+                8,
+                &[("cpu", "0.12"), ("mem", "453.12")]
+            ),
+            usage_in(
+                m,
+                "hpc_bio",
+                Some("grace"),
+                3,
+                &[("cpu", "0.00"), ("mem", "0.53")]
+            ),
+            usage_in(
+                m,
+                "hpc_chem",
+                None,
+                12,
+                &[("cpu", "11.96"), ("gres/gpu", "0.00"), ("mem", "46733.26")]
+            ),
+            usage_in(
+                m,
+                "hpc_chem",
+                Some("alice"),
+                6,
+                &[("cpu", "11.74"), ("mem", "45873.89")]
+            ),
+            usage_in(
+                m,
+                "hpc_chem",
+                Some("bob"),
+                6,
+                &[("cpu", "0.22"), ("mem", "859.38")]
+            ),
+            usage_in(
+                m,
+                "hpc_ml",
+                None,
+                9,
+                &[("cpu", "3.66"), ("gres/gpu", "457.80"), ("mem", "28612.52")]
+            ),
+            usage_in(
+                m,
+                "hpc_ml",
+                Some("heidi"),
+                5,
+                &[("cpu", "2.41"), ("gres/gpu", "301.63"), ("mem", "18851.94")]
+            ),
+            usage_in(
+                m,
+                "hpc_ml",
+                Some("ivan"),
+                4,
+                &[("cpu", "1.25"), ("gres/gpu", "156.17"), ("mem", "9760.57")]
+            ),
+        ]
+    );
+}
