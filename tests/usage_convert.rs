@@ -709,3 +709,25 @@ fn the_bundled_sample_month_converts_to_pinned_amounts() {
         ]
     );
 }
+
+#[test]
+fn a_passthrough_component_keeps_its_unit_factor_next_to_a_mapped_one() {
+    // The Python agent drops every unit_factor once one component is mapped (it would report
+    // mem as 61440 raw MiB-minutes here). We keep it: 3686400 MiB-s / 60 / 61440 = 1.00 gb-Hours;
+    // node_hours from cpu 64 x 3600 s / 60 / 64 = 60 node-minutes, / unit_factor 60 = 1.00.
+    let cfg = TempConfig::new(
+        "offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    \
+         waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n    backend_components:\n      \
+         mem: { unit_factor: 61440 }\n      node_hours:\n        unit_factor: 60\n        \
+         target_components: { cpu: { factor: 64 } }\n",
+    );
+    let (code, out, err) = convert_with(
+        cfg.path(),
+        &tres("a", None, 1, &[("cpu", 64 * HOUR), ("mem", 3_686_400)]),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        usage("a", None, 1, &[("mem", "1.00"), ("node_hours", "1.00")]) + "\n"
+    );
+}

@@ -176,7 +176,7 @@ fn run(args: Args) -> Result<(), Failure> {
     write(&periods, args.format).exit_with(exit::IOERR)?;
     if let (Some(first), Some(last)) = (periods.first(), periods.last()) {
         info!(
-            "{} periods, {} to {} ({tz})",
+            "periods: {} ({} to {}, {tz})",
             periods.len(),
             first.period,
             last.period
