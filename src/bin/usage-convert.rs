@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use waldur_usage::cli::{self, ExitWith, Failure, exit};
 use waldur_usage::config::{self, Config};
 use waldur_usage::convert::{self, Converter, StreamError};
-use waldur_usage::{debug, info};
+use waldur_usage::{debug, info, warn};
 
 #[derive(argh::FromArgs)]
 /// Convert slurm-usage's `tres` records (TRES x seconds) on stdin into `usage` records in Waldur
@@ -76,6 +76,12 @@ fn run(args: Args) -> Result<(), Failure> {
     if !stats.unused_tres.is_empty() {
         let names: Vec<&str> = stats.unused_tres.iter().map(String::as_str).collect();
         debug!("ignored TRES that no component reads: {}", names.join(", "));
+    }
+    for period in &stats.unterminated {
+        warn!(
+            "period {period}: the input ended before its period_end; an upstream stage failed or \
+             was cut short, so nothing of {period} will be submitted"
+        );
     }
     info!(
         "converted {} records in {} periods (offering {:?})",

@@ -82,6 +82,9 @@ pub struct Stats {
     pub passed: u64,
     /// TRES names seen in the input that no component reads (ignored).
     pub unused_tres: BTreeSet<String>,
+    /// Periods that had records but no `period_end` by the end of the input: an upstream stage
+    /// failed or was cut short, and no consumer will take them as complete.
+    pub unterminated: BTreeSet<String>,
 }
 
 /// Convert every `tres` record read from `input` with `converter` and write the stream to
@@ -107,13 +110,22 @@ pub fn convert_stream<R: BufRead, W: Write>(
                     .convert(&tres)
                     .map_err(|error| StreamError::Convert { line, error })?;
                 stats.converted += 1;
+                if !stats.unterminated.contains(&usage.period) {
+                    stats.unterminated.insert(usage.period.clone());
+                }
                 Record::Usage(usage)
             }
-            Record::PeriodEnd(_) => {
+            Record::PeriodEnd(ref end) => {
                 stats.periods += 1;
+                stats.unterminated.remove(&end.period);
                 record
             }
-            Record::Period(_) | Record::Other { .. } => {
+            Record::Period(ref p) => {
+                stats.passed += 1;
+                stats.unterminated.insert(p.period.clone());
+                record
+            }
+            Record::Other { .. } => {
                 stats.passed += 1;
                 record
             }
@@ -164,6 +176,7 @@ mod tests {
         let (stats, out) = run(input);
         let stats = stats.unwrap();
         assert_eq!((stats.converted, stats.periods, stats.passed), (1, 1, 2));
+        assert!(stats.unterminated.is_empty());
         assert_eq!(
             stats.unused_tres.into_iter().collect::<Vec<_>>(),
             ["energy"]
@@ -178,6 +191,23 @@ mod tests {
         );
         assert_eq!(lines[2], r#"{"kind":"future","x":1}"#);
         assert_eq!(lines[3], input.lines().nth(3).unwrap());
+    }
+
+    #[test]
+    fn periods_cut_short_upstream_are_named() {
+        let input = concat!(
+            r#"{"kind":"tres","period":"2024-02","account":"a","user":null,"jobs":1,"tres_seconds":{}}"#,
+            "\n",
+            r#"{"kind":"period_end","period":"2024-02","records":1,"jobs":1,"lines":1,"skipped_lines":0}"#,
+            "\n",
+            r#"{"kind":"tres","period":"2024-03","account":"a","user":null,"jobs":1,"tres_seconds":{}}"#,
+            "\n",
+        );
+        let (stats, _) = run(input);
+        assert_eq!(
+            stats.unwrap().unterminated.into_iter().collect::<Vec<_>>(),
+            ["2024-03"]
+        );
     }
 
     #[test]
