@@ -61,21 +61,29 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Add an allocation; all or nothing (on overflow nothing changes).
     fn add(&mut self, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
+        // u64 x u64 always fits in u128; only a sum can overflow. Check every sum first.
+        let product = |value: u64| u128::from(value) * u128::from(alloc.seconds);
+        for &(id, value) in alloc.tres {
+            let current = self
+                .tres
+                .get(usize::from(id))
+                .copied()
+                .flatten()
+                .unwrap_or(0);
+            current
+                .checked_add(product(value))
+                .ok_or(AggregateError::Overflow)?;
+        }
         self.jobs += 1;
         for &(id, value) in alloc.tres {
             let i = usize::from(id);
             if self.tres.len() <= i {
                 self.tres.resize(i + 1, None);
             }
-            // u64 x u64 always fits in u128; only the sum can overflow.
-            let product = u128::from(value) * u128::from(alloc.seconds);
             let slot = &mut self.tres[i];
-            *slot = Some(
-                slot.unwrap_or(0)
-                    .checked_add(product)
-                    .ok_or(AggregateError::Overflow)?,
-            );
+            *slot = Some(slot.unwrap_or(0) + product(value));
         }
         Ok(())
     }
@@ -161,13 +169,16 @@ impl Aggregator {
         self.accounts.values().map(|a| a.total.jobs).sum()
     }
 
-    /// Add one allocation to its account total and its user.
+    /// Add one allocation to its account total and its user; all or nothing, so a line
+    /// rejected here (and skipped with `--skip-bad-lines`) leaves no trace.
     pub fn add(&mut self, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
         lower_into(&mut self.key, alloc.account);
         let account = match self.accounts.get_mut(self.key.as_slice()) {
             Some(a) => a,
             None => {
+                // Check both names before creating anything.
                 let name = utf8(alloc.account, "account")?;
+                utf8(alloc.user, "user")?;
                 self.accounts
                     .entry(self.key.clone().into_boxed_slice())
                     .or_insert(AccountUsage {
@@ -177,18 +188,24 @@ impl Aggregator {
             }
         };
         lower_into(&mut self.key, alloc.user);
-        let user = match account.users.get_mut(self.key.as_slice()) {
-            Some(u) => u,
+        // The total is added first: a user's sums never exceed its account's, so once the
+        // total took the allocation the user's share cannot overflow.
+        match account.users.get_mut(self.key.as_slice()) {
+            Some((_, user)) => {
+                account.total.add(alloc)?;
+                user.add(alloc)
+            }
             None => {
                 let name = utf8(alloc.user, "user")?;
+                account.total.add(alloc)?;
+                let mut user = Usage::default();
+                user.add(alloc)?;
                 account
                     .users
-                    .entry(self.key.clone().into_boxed_slice())
-                    .or_insert((name, Usage::default()))
+                    .insert(self.key.clone().into_boxed_slice(), (name, user));
+                Ok(())
             }
-        };
-        user.1.add(alloc)?;
-        account.total.add(alloc)
+        }
     }
 
     /// The `tres` records of `period`, sorted (see the module docs).
@@ -279,6 +296,23 @@ mod tests {
         // bob: cpu 4x10 + 4x5 = 60, and no GPU key at all.
         assert_eq!(recs[4].tres_seconds["cpu"], 60);
         assert!(!recs[4].tres_seconds.contains_key("gres/gpu"));
+    }
+
+    #[test]
+    fn a_rejected_allocation_leaves_no_trace() {
+        // Found by the property test: a new account with a user name that is not UTF-8 used to
+        // leave an empty account total behind when the line was skipped.
+        let table = TresTable::new();
+        let mut agg = Aggregator::new();
+        let mut bad = alloc(&table, "acct", "x", 5, &[]);
+        bad.user = b"\xff";
+        assert_eq!(agg.add(&bad), Err(AggregateError::NotUtf8("user")));
+        assert!(agg.records("2024-03", &table).is_empty());
+        agg.add(&alloc(&table, "acct", "ok", 5, &[])).unwrap();
+        assert_eq!(agg.add(&bad), Err(AggregateError::NotUtf8("user")));
+        let recs = agg.records("2024-03", &table);
+        assert_eq!(recs.len(), 2);
+        assert_eq!((recs[0].jobs, recs[1].jobs), (1, 1));
     }
 
     #[test]
