@@ -317,7 +317,7 @@ fn input_that_is_not_tres_exits_65_naming_the_line() {
         ),
         (
             "{\"kind\":\"tres\",\"period\":\"2024-06\",\"account\":\"a\"}\n".to_string(),
-            "input line 1: bad `tres` record: missing field `jobs` at line 1 column 48",
+            "input line 1: bad `tres` record: missing field `user` at line 1 column 48",
         ),
         (
             "hpc_a|cpu=1|00:01:00|u\n".to_string(),
