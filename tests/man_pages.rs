@@ -285,10 +285,7 @@ fn references_to_our_pages_resolve() {
             let (Some(name), Some(section)) = (parts.next(), parts.next()) else {
                 continue;
             };
-            let Some(number) = section
-                .strip_prefix('(')
-                .and_then(|s| s.split(')').next())
-            else {
+            let Some(number) = section.strip_prefix('(').and_then(|s| s.split(')').next()) else {
                 continue;
             };
             let is_ours = ours

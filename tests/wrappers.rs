@@ -218,7 +218,11 @@ offerings:
     /// first on PATH, a private lock file and temp dir, the provider token in the environment.
     fn wrapper(&self, script: &str) -> Command {
         let mut cmd = Command::new("bash");
-        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("shell").join(script));
+        cmd.arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("shell")
+                .join(script),
+        );
         let bin_dir = Path::new(env!("CARGO_BIN_EXE_slurm-usage"))
             .parent()
             .unwrap()
@@ -355,7 +359,12 @@ fn a_cycle_reports_exact_usage_then_a_second_cycle_changes_nothing() {
     let first = run(rig.report(&[]));
     assert!(first.status.success(), "{}", describe(&first));
     assert_eq!(rig.sacct_calls().len(), 1, "one period, one sacct call");
-    assert_eq!(rig.usages(&period), expected_usages(), "{}", describe(&first));
+    assert_eq!(
+        rig.usages(&period),
+        expected_usages(),
+        "{}",
+        describe(&first)
+    );
     assert_eq!(rig.user_usages(&period), expected_user_usages());
     let last = last_line(&first);
     assert!(
@@ -363,7 +372,10 @@ fn a_cycle_reports_exact_usage_then_a_second_cycle_changes_nothing() {
         "last line: {last}"
     );
     assert!(last.contains("failed 0"), "last line: {last}");
-    assert!(!last.contains("updated 0,"), "the first cycle updates: {last}");
+    assert!(
+        !last.contains("updated 0,"),
+        "the first cycle updates: {last}"
+    );
     let first_posts = rig.usage_posts();
     assert!(first_posts > 0);
 
@@ -410,7 +422,10 @@ fn results_file_holds_the_result_records_the_summary_counts() {
         );
     }
     assert_eq!(counts.get("failed"), None);
-    assert!(counts.get("updated").copied().unwrap_or(0) >= 2, "{counts:?}");
+    assert!(
+        counts.get("updated").copied().unwrap_or(0) >= 2,
+        "{counts:?}"
+    );
 }
 
 #[test]
@@ -443,11 +458,7 @@ fn a_stage_killed_mid_stream_submits_nothing() {
     std::fs::create_dir_all(&bin).unwrap();
     let real = Path::new(env!("CARGO_BIN_EXE_usage-convert"));
     for tool in ["month-split", "slurm-usage", "waldur-push"] {
-        std::os::unix::fs::symlink(
-            real.parent().unwrap().join(tool),
-            bin.join(tool),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(real.parent().unwrap().join(tool), bin.join(tool)).unwrap();
     }
     write_executable(
         &bin.join("usage-convert"),
@@ -464,18 +475,29 @@ fn a_stage_killed_mid_stream_submits_nothing() {
     assert!(rig.fake.usages().is_empty());
     let stderr = text(&out.stderr);
     assert!(stderr.contains("usage-convert exited"), "{stderr}");
-    assert!(last_line(&out).contains("cycle FAILED"), "{}", describe(&out));
+    assert!(
+        last_line(&out).contains("cycle FAILED"),
+        "{}",
+        describe(&out)
+    );
 }
 
 #[test]
 fn two_cycles_at_once_never_overlap() {
     let rig = Rig::new("lock");
     rig.sacct_option("sleep", Some("2"));
-    let first = rig.report(&[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let first = rig
+        .report(&[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait until the first cycle holds the lock and is inside sacct.
-    wait_for("the first cycle to call sacct", Duration::from_secs(30), || {
-        !rig.sacct_calls().is_empty()
-    });
+    wait_for(
+        "the first cycle to call sacct",
+        Duration::from_secs(30),
+        || !rig.sacct_calls().is_empty(),
+    );
 
     // Without --wait the second cycle exits 0 at once and says why.
     let started = Instant::now();
@@ -503,7 +525,11 @@ fn two_cycles_at_once_never_overlap() {
     let third = wait_child(third);
     assert!(first.status.success(), "{}", describe(&first));
     assert!(third.status.success(), "{}", describe(&third));
-    assert!(last_line(&third).contains("cycle done"), "{}", describe(&third));
+    assert!(
+        last_line(&third).contains("cycle done"),
+        "{}",
+        describe(&third)
+    );
     // sacct ran exactly twice (first and third) and never twice at the same time.
     let calls = std::fs::read_to_string(rig.dir.path("calls.log")).unwrap();
     let events: Vec<&str> = calls
@@ -558,7 +584,10 @@ fn backfill_loads_each_month_and_reports_the_failed_one() {
     let stderr = text(&out.stderr);
     for (i, month) in ["2024-01", "2024-02", "2024-03"].iter().enumerate() {
         let line = format!("Processing month {}/3: {month}", i + 1);
-        assert!(stderr.lines().any(|l| l == line), "missing {line:?}: {stderr}");
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "missing {line:?}: {stderr}"
+        );
     }
     assert_eq!(rig.sacct_calls().len(), 3, "{stderr}");
     let last = last_line(&out);
@@ -568,7 +597,10 @@ fn backfill_loads_each_month_and_reports_the_failed_one() {
     );
     assert_eq!(rig.usages("2024-01-01"), expected_usages(), "{stderr}");
     assert_eq!(rig.usages("2024-03-01"), expected_usages());
-    assert!(rig.usages("2024-02-01").is_empty(), "nothing for the failed month");
+    assert!(
+        rig.usages("2024-02-01").is_empty(),
+        "nothing for the failed month"
+    );
     assert_eq!(rig.user_usages("2024-03-01"), expected_user_usages());
     // Every usage POST was made with the staff token, none with the provider token.
     for r in rig.fake.requests() {
@@ -591,7 +623,9 @@ fn backfill_token_on_the_command_line_warns_and_never_reaches_argv() {
     // A shim waldur-push that records its argv and the mode of the token file it was given.
     let bin = rig.dir.path("bin");
     std::fs::create_dir_all(&bin).unwrap();
-    let real_dir = Path::new(env!("CARGO_BIN_EXE_waldur-push")).parent().unwrap();
+    let real_dir = Path::new(env!("CARGO_BIN_EXE_waldur-push"))
+        .parent()
+        .unwrap();
     for tool in ["month-split", "slurm-usage", "usage-convert"] {
         std::os::unix::fs::symlink(real_dir.join(tool), bin.join(tool)).unwrap();
     }
@@ -616,7 +650,10 @@ fn backfill_token_on_the_command_line_warns_and_never_reaches_argv() {
     assert!(stderr.contains("(ps)"), "warns about ps: {stderr}");
     let argv = std::fs::read_to_string(&log).unwrap();
     assert!(!argv.contains(STAFF_TOKEN), "token on argv: {argv}");
-    assert!(argv.contains("--staff") && argv.contains("mode 600"), "{argv}");
+    assert!(
+        argv.contains("--staff") && argv.contains("mode 600"),
+        "{argv}"
+    );
     assert_eq!(rig.usages("2024-05-01"), expected_usages());
     // The private token file is gone afterwards.
     let leftovers: Vec<_> = std::fs::read_dir(rig.dir.path("tmp")).unwrap().collect();
@@ -650,13 +687,21 @@ fn wrappers_reject_bad_arguments_with_status_64() {
         ("waldur-usage-report", vec!["--bogus"]),
         ("waldur-usage-report", vec!["--timeout", "0"]),
         ("waldur-usage-report", vec!["--cycles", "2"]),
-        ("waldur-usage-backfill", vec!["-s", "2024-01-01", "-e", "2024-02-01"]),
+        (
+            "waldur-usage-backfill",
+            vec!["-s", "2024-01-01", "-e", "2024-02-01"],
+        ),
         ("waldur-usage-diagnose", vec!["--nope"]),
     ] {
         let mut cmd = rig.wrapper(script);
         cmd.args(&args);
         let out = run(cmd);
-        assert_eq!(out.status.code(), Some(64), "{script} {args:?}: {}", describe(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{script} {args:?}: {}",
+            describe(&out)
+        );
         assert!(text(&out.stderr).contains("--help"), "{script} {args:?}");
     }
 }
