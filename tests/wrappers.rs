@@ -137,6 +137,7 @@ impl Rig {
                 r#"#!/bin/sh
 # fake sacct for tests/wrappers.rs
 d='{d}'
+if [ "$1" = --version ]; then echo "slurm 23.02.6"; exit 0; fi
 echo "$*" >> "$d/sacct.log"
 echo "start $$" >> "$d/calls.log"
 if [ -f "$d/sleep" ]; then sleep "$(cat "$d/sleep")"; fi
@@ -158,12 +159,14 @@ exit 0
 "#
             ),
         );
-        for tool in ["sacctmgr", "sinfo"] {
-            write_executable(
-                &sbin.join(tool),
-                "#!/bin/sh\necho \"slurm 23.02.6\"\nexit 0\n",
-            );
-        }
+        write_executable(&sbin.join("sinfo"), "#!/bin/sh\necho \"slurm 23.02.6\"\n");
+        write_executable(
+            &sbin.join("sacctmgr"),
+            "#!/bin/sh\ncase \"$*\" in\n  *--version*) echo \"slurm 23.02.6\" ;;\n  \
+             *'list cluster'*) echo ci ;;\n  \
+             *'list account'*) printf 'root\\nhpc_alloc1\\nhpc_alloc2\\nhpc_erred\\nother_dept\\n' ;;\n  \
+             *) echo \"sacctmgr: unexpected arguments: $*\" >&2; exit 1 ;;\nesac\n",
+        );
         let config = format!(
             r#"timezone: "UTC"
 reporting_periods: 1
@@ -704,4 +707,32 @@ fn wrappers_reject_bad_arguments_with_status_64() {
         );
         assert!(text(&out.stderr).contains("--help"), "{script} {args:?}");
     }
+}
+
+#[test]
+fn diagnose_says_ready_or_names_what_to_fix() {
+    let rig = Rig::new("diagnose");
+    let mut cmd = rig.wrapper("waldur-usage-diagnose");
+    cmd.args(["-c", rig.dir.path("config.yaml").to_str().unwrap()]);
+    let out = run(cmd);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(stdout.contains("READY"), "{stdout}");
+    assert!(!stdout.contains("NOT READY"), "{stdout}");
+    assert_eq!(rig.usage_posts(), 0, "diagnose submits nothing");
+
+    // A token Waldur does not know: the verdict names the Waldur check and the fix, and the
+    // exit status is waldur-push --check's.
+    let mut cmd = rig.wrapper("waldur-usage-diagnose");
+    cmd.args(["-c", rig.dir.path("config.yaml").to_str().unwrap()])
+        .env(
+            "WALDUR_API_TOKEN",
+            "0000000000000000000000000000000000000bad",
+        );
+    let out = run(cmd);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(77), "{}", describe(&out));
+    assert!(stdout.contains("NOT READY: 1 problem(s)"), "{stdout}");
+    assert!(stdout.contains("the token was refused"), "{stdout}");
+    assert!(!stdout.contains("0000000000000000000000000000000000000bad"));
 }
