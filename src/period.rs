@@ -211,6 +211,66 @@ pub fn current_and_previous(
     periods_between(tz_name, first, today, now)
 }
 
+/// The `n` whole months before the month containing `now` in `tz_name`, oldest first,
+/// numbered; none when `n` is 0.
+pub fn months_before(
+    tz_name: &str,
+    now: Timestamp,
+    n: u32,
+) -> Result<Vec<PeriodRecord>, PeriodError> {
+    let tz = zone(tz_name)?;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if n as usize > MAX_MONTHS {
+        return Err(PeriodError::RangeTooLong { months: n as usize });
+    }
+    let this_month = now.to_zoned(tz).date().first_of_month();
+    let first = this_month
+        .checked_sub((n as i64).months())
+        .map_err(|e| PeriodError::Time(e.to_string()))?;
+    let last = this_month
+        .yesterday()
+        .map_err(|e| PeriodError::Time(e.to_string()))?;
+    periods_between(tz_name, first, last, now)
+}
+
+/// Parse one end of a day range: `YYYY-MM-DD`, or `YYYY-MM` for a whole month (its first day
+/// when `last` is false, its last day when `last` is true).
+pub fn parse_bound(text: &str, last: bool) -> Result<Date, PeriodError> {
+    if text.trim().len() == 7 {
+        let (year, month) = parse_month(text)?;
+        let first = Date::new(year, month, 1).map_err(|e| PeriodError::Time(e.to_string()))?;
+        return Ok(if last { first.last_of_month() } else { first });
+    }
+    parse_date(text)
+}
+
+/// Cut the inclusive day range `start..=end` into consecutive ranges of at most
+/// [`MAX_MONTHS`] months each, cut at month boundaries: how to split a range that is too long.
+pub fn split_range(start: Date, end: Date) -> Vec<(Date, Date)> {
+    let mut out = Vec::new();
+    let mut from = start;
+    while from <= end {
+        let next = from
+            .first_of_month()
+            .checked_add((MAX_MONTHS as i64).months())
+            .ok();
+        match next {
+            Some(next) if next <= end => {
+                let to = next.yesterday().unwrap_or(next);
+                out.push((from, to));
+                from = next;
+            }
+            _ => {
+                out.push((from, end));
+                break;
+            }
+        }
+    }
+    out
+}
+
 /// The sacct query window of a period: [start, min(end, now)), in the period's time zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
@@ -308,6 +368,71 @@ mod tests {
         assert!(ps[0].closed && !ps[1].closed);
         let w = window(&ps[1], now).unwrap();
         assert_eq!(w.seconds(), 600);
+    }
+
+    #[test]
+    fn months_before_excludes_the_current_month() {
+        let now = ts("2024-01-10T00:00:00Z");
+        let ps = months_before("UTC", now, 2).unwrap();
+        let got: Vec<_> = ps
+            .iter()
+            .map(|p| (p.period.as_str(), p.index, p.count, p.closed))
+            .collect();
+        assert_eq!(got, [("2023-11", 1, 2, true), ("2023-12", 2, 2, true)]);
+        assert!(months_before("UTC", now, 0).unwrap().is_empty());
+        // 120 months before is the limit; 121 is too long.
+        assert_eq!(months_before("UTC", now, 120).unwrap().len(), 120);
+        assert_eq!(
+            months_before("UTC", now, 121),
+            Err(PeriodError::RangeTooLong { months: 121 })
+        );
+    }
+
+    #[test]
+    fn leap_february_window_is_29_days() {
+        // 29 days x 86400 s = 2505600 s; 2023 had 28 days = 2419200 s.
+        let now = ts("2025-01-01T00:00:00Z");
+        let p = month_period("UTC", 2024, 2, now).unwrap();
+        assert_eq!(window(&p, now).unwrap().seconds(), 2_505_600);
+        let p = month_period("UTC", 2023, 2, now).unwrap();
+        assert_eq!(window(&p, now).unwrap().seconds(), 2_419_200);
+        // March in Berlin lost an hour to DST: 31 x 86400 - 3600 = 2674800.
+        let p = month_period("Europe/Berlin", 2024, 3, now).unwrap();
+        assert_eq!(window(&p, now).unwrap().seconds(), 2_674_800);
+    }
+
+    #[test]
+    fn range_bounds_take_days_or_whole_months() {
+        let d = |s: &str| parse_date(s).unwrap();
+        assert_eq!(parse_bound("2024-02", false), Ok(d("2024-02-01")));
+        assert_eq!(parse_bound("2024-02", true), Ok(d("2024-02-29")));
+        assert_eq!(parse_bound("2023-02", true), Ok(d("2023-02-28")));
+        assert_eq!(parse_bound("2024-02-10", true), Ok(d("2024-02-10")));
+        assert_eq!(
+            parse_bound("2024-2", true),
+            Err(PeriodError::BadDate("2024-2".into()))
+        );
+    }
+
+    #[test]
+    fn long_ranges_split_into_ten_year_runs() {
+        let d = |s: &str| parse_date(s).unwrap();
+        assert_eq!(
+            split_range(d("2000-03-15"), d("2021-01-31")),
+            [
+                (d("2000-03-15"), d("2010-02-28")),
+                (d("2010-03-01"), d("2020-02-29")),
+                (d("2020-03-01"), d("2021-01-31")),
+            ]
+        );
+        assert_eq!(
+            split_range(d("2024-01-01"), d("2024-01-01")),
+            [(d("2024-01-01"), d("2024-01-01"))]
+        );
+        // Every run is within the limit.
+        for (s, e) in split_range(d("1990-01-01"), d("2024-12-31")) {
+            assert!(periods_between("UTC", s, e, ts("2025-01-01T00:00:00Z")).is_ok());
+        }
     }
 
     #[test]
