@@ -5,95 +5,111 @@
 //! line. The records come out sorted by lower-cased account, the account total (`user: null`)
 //! first, then the users sorted, so two runs over the same data diff cleanly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::records::TresRecord;
 
+use super::hash::FxMap;
 use super::line::Allocation;
 use super::tres::{TresId, TresTable};
 
-/// A small, fast, non-cryptographic hasher (the "Fx" multiply-rotate scheme) for the short
-/// account and user names; the input is sacct's own output, not an adversary's.
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().unwrap_or_default()));
-        }
-        let mut tail = [0u8; 8];
-        let rest = chunks.remainder();
-        tail[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(tail) ^ ((rest.len() as u64) << 56));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+/// How many TRES ids are summed inline (no pointer to chase in the hot loop); sites with more
+/// TRES kinds spill the rest into a vector.
+const INLINE: usize = 16;
 
 /// Usage of one account or one user: job count and TRES x seconds by TRES id.
+///
+/// A TRES that appeared in any allocation is "seen" and reported even when its sum is zero
+/// (allocated for 0 s).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Allocations counted.
     pub jobs: u64,
-    /// `tres[id]` is `Some(sum)` once that TRES appeared in any of the allocations (a zero sum
-    /// is kept, so a TRES that was allocated for 0 s still shows up).
-    pub tres: Vec<Option<u128>>,
+    sums: [u128; INLINE],
+    /// Bit `id` set once TRES `id` (< [`INLINE`]) was seen.
+    seen: u32,
+    /// Sums and seen flags of ids from [`INLINE`] on.
+    extra: Vec<(u128, bool)>,
 }
 
 impl Usage {
+    fn slot(&mut self, id: TresId) -> &mut u128 {
+        let i = usize::from(id);
+        if i < INLINE {
+            return &mut self.sums[i];
+        }
+        if self.extra.len() <= i - INLINE {
+            self.extra.resize(i - INLINE + 1, (0, false));
+        }
+        &mut self.extra[i - INLINE].0
+    }
+
+    fn mark(&mut self, id: TresId) {
+        let i = usize::from(id);
+        if i < INLINE {
+            self.seen |= 1 << i;
+        } else {
+            self.extra[i - INLINE].1 = true;
+        }
+    }
+
+    /// The sum of TRES `id`, if it was seen.
+    pub fn get(&self, id: TresId) -> Option<u128> {
+        let i = usize::from(id);
+        if i < INLINE {
+            (self.seen & (1 << i) != 0).then_some(self.sums[i])
+        } else {
+            self.extra
+                .get(i - INLINE)
+                .and_then(|&(v, seen)| seen.then_some(v))
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = TresId> + '_ {
+        (0..INLINE + self.extra.len()).map(|i| i as TresId)
+    }
+
     /// Add an allocation; all or nothing (on overflow nothing changes).
     fn add(&mut self, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
-        // u64 x u64 always fits in u128; only a sum can overflow. Check every sum first.
-        let product = |value: u64| u128::from(value) * u128::from(alloc.seconds);
-        for &(id, value) in alloc.tres {
-            let current = self
-                .tres
-                .get(usize::from(id))
-                .copied()
-                .flatten()
-                .unwrap_or(0);
-            current
-                .checked_add(product(value))
-                .ok_or(AggregateError::Overflow)?;
+        // u64 x u64 always fits in u128; only a sum can overflow, which is undone.
+        let seconds = u128::from(alloc.seconds);
+        for (done, &(id, value)) in alloc.tres.iter().enumerate() {
+            let slot = self.slot(id);
+            match slot.checked_add(u128::from(value) * seconds) {
+                Some(sum) => *slot = sum,
+                None => {
+                    for &(id, value) in &alloc.tres[..done] {
+                        *self.slot(id) -= u128::from(value) * seconds;
+                    }
+                    return Err(AggregateError::Overflow);
+                }
+            }
+        }
+        for &(id, _) in alloc.tres {
+            self.mark(id);
         }
         self.jobs += 1;
-        for &(id, value) in alloc.tres {
-            let i = usize::from(id);
-            if self.tres.len() <= i {
-                self.tres.resize(i + 1, None);
+        Ok(())
+    }
+
+    /// Add another usage (an account total from its users).
+    fn merge(&mut self, other: &Usage) -> Result<(), AggregateError> {
+        for id in other.ids() {
+            if let Some(v) = other.get(id) {
+                let slot = self.slot(id);
+                *slot = slot.checked_add(v).ok_or(AggregateError::Overflow)?;
+                self.mark(id);
             }
-            let slot = &mut self.tres[i];
-            *slot = Some(slot.unwrap_or(0) + product(value));
         }
+        self.jobs += other.jobs;
         Ok(())
     }
 
     /// The sums by TRES name.
     pub fn named(&self, table: &TresTable) -> BTreeMap<String, u128> {
-        self.tres
-            .iter()
-            .enumerate()
-            .filter_map(|(i, v)| v.map(|v| (table.name(i as TresId).to_string(), v)))
+        self.ids()
+            .filter_map(|id| self.get(id).map(|v| (table.name(id).to_string(), v)))
             .collect()
     }
 }
@@ -133,23 +149,25 @@ impl fmt::Display for AggregateError {
 
 impl std::error::Error for AggregateError {}
 
-#[derive(Debug, Default)]
-struct AccountUsage {
-    name: String,
-    total: Usage,
-    users: FxMap<Box<[u8]>, (String, Usage)>,
+/// One (account, user) pair: names as first seen, keys lower-cased.
+#[derive(Debug)]
+struct Slot {
+    account_key: Box<[u8]>,
+    user_key: Box<[u8]>,
+    account: String,
+    user: String,
+    usage: Usage,
 }
 
-/// Per-account and per-user sums of one period.
+/// Per-(account, user) sums of one period; account totals are the exact sums of their users,
+/// computed when the records are made. One hash lookup per line.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    accounts: FxMap<Box<[u8]>, AccountUsage>,
+    /// `lower(account) | lower(user)` -> index into `slots` (`|` cannot occur in a field).
+    index: FxMap<Box<[u8]>, usize>,
+    /// In order of first appearance.
+    slots: Vec<Slot>,
     key: Vec<u8>,
-}
-
-fn lower_into(buf: &mut Vec<u8>, name: &[u8]) {
-    buf.clear();
-    buf.extend(name.iter().map(u8::to_ascii_lowercase));
 }
 
 fn utf8(name: &[u8], what: &'static str) -> Result<String, AggregateError> {
@@ -166,74 +184,86 @@ impl Aggregator {
 
     /// Number of allocations added.
     pub fn jobs(&self) -> u64 {
-        self.accounts.values().map(|a| a.total.jobs).sum()
+        self.slots.iter().map(|s| s.usage.jobs).sum()
     }
 
-    /// Add one allocation to its account total and its user; all or nothing, so a line
-    /// rejected here (and skipped with `--skip-bad-lines`) leaves no trace.
+    /// Add one allocation to its (account, user); all or nothing, so a line rejected here
+    /// (and skipped with `--skip-bad-lines`) leaves no trace.
     pub fn add(&mut self, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
-        lower_into(&mut self.key, alloc.account);
-        let account = match self.accounts.get_mut(self.key.as_slice()) {
-            Some(a) => a,
-            None => {
-                // Check both names before creating anything.
-                let name = utf8(alloc.account, "account")?;
-                utf8(alloc.user, "user")?;
-                self.accounts
-                    .entry(self.key.clone().into_boxed_slice())
-                    .or_insert(AccountUsage {
-                        name,
-                        ..AccountUsage::default()
-                    })
-            }
-        };
-        lower_into(&mut self.key, alloc.user);
-        // The total is added first: a user's sums never exceed its account's, so once the
-        // total took the allocation the user's share cannot overflow.
-        match account.users.get_mut(self.key.as_slice()) {
-            Some((_, user)) => {
-                account.total.add(alloc)?;
-                user.add(alloc)
-            }
-            None => {
-                let name = utf8(alloc.user, "user")?;
-                account.total.add(alloc)?;
-                let mut user = Usage::default();
-                user.add(alloc)?;
-                account
-                    .users
-                    .insert(self.key.clone().into_boxed_slice(), (name, user));
-                Ok(())
-            }
+        self.key.clear();
+        self.key
+            .extend(alloc.account.iter().map(u8::to_ascii_lowercase));
+        self.key.push(b'|');
+        self.key
+            .extend(alloc.user.iter().map(u8::to_ascii_lowercase));
+        if let Some(&i) = self.index.get(self.key.as_slice()) {
+            return self.slots[i].usage.add(alloc);
         }
+        let account = utf8(alloc.account, "account")?;
+        let user = utf8(alloc.user, "user")?;
+        let mut usage = Usage::default();
+        usage.add(alloc)?;
+        let split = alloc.account.len();
+        self.slots.push(Slot {
+            account_key: self.key[..split].into(),
+            user_key: self.key[split + 1..].into(),
+            account,
+            user,
+            usage,
+        });
+        self.index
+            .insert(self.key.clone().into_boxed_slice(), self.slots.len() - 1);
+        Ok(())
     }
 
     /// The `tres` records of `period`, sorted (see the module docs).
-    pub fn records(&self, period: &str, table: &TresTable) -> Vec<TresRecord> {
-        let mut accounts: Vec<_> = self.accounts.iter().collect();
-        accounts.sort_by(|a, b| a.0.cmp(b.0));
-        let mut out = Vec::new();
-        for (_, account) in accounts {
+    pub fn records(
+        &self,
+        period: &str,
+        table: &TresTable,
+    ) -> Result<Vec<TresRecord>, AggregateError> {
+        // Sort by (account key, user key); ties cannot happen (the pair is the map key).
+        let mut order: Vec<usize> = (0..self.slots.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&self.slots[a], &self.slots[b]);
+            (&a.account_key, &a.user_key).cmp(&(&b.account_key, &b.user_key))
+        });
+        let mut out = Vec::with_capacity(order.len() + order.len() / 2);
+        let mut group = order.as_slice();
+        while let Some(&first) = group.first() {
+            let key = &self.slots[first].account_key;
+            let n = group
+                .iter()
+                .take_while(|&&i| &self.slots[i].account_key == key)
+                .count();
+            let (members, rest) = group.split_at(n);
+            // The account keeps the spelling of its earliest line.
+            let earliest = members.iter().copied().min().unwrap_or(first);
+            let account = &self.slots[earliest].account;
+            let mut total = Usage::default();
+            for &i in members {
+                total.merge(&self.slots[i].usage)?;
+            }
             out.push(TresRecord {
                 period: period.to_string(),
-                account: account.name.clone(),
+                account: account.clone(),
                 user: None,
-                jobs: account.total.jobs,
-                tres_seconds: account.total.named(table),
+                jobs: total.jobs,
+                tres_seconds: total.named(table),
             });
-            let mut users: Vec<_> = account.users.iter().collect();
-            users.sort_by(|a, b| a.0.cmp(b.0));
-            for (_, (name, usage)) in users {
+            for &i in members {
+                let s = &self.slots[i];
                 out.push(TresRecord {
                     period: period.to_string(),
-                    account: account.name.clone(),
-                    user: Some(name.clone()),
-                    jobs: usage.jobs,
-                    tres_seconds: usage.named(table),
+                    account: account.clone(),
+                    user: Some(s.user.clone()),
+                    jobs: s.usage.jobs,
+                    tres_seconds: s.usage.named(table),
                 });
             }
+            group = rest;
         }
-        out
+        Ok(out)
     }
 }
 
@@ -273,7 +303,7 @@ mod tests {
         agg.add(&alloc(t, "zeta", "Alice", 100, &b)).unwrap();
         agg.add(&alloc(t, "alpha", "carol", 3, &a)).unwrap();
         agg.add(&alloc(t, "ZETA", "BOB", 5, &a)).unwrap();
-        let recs = agg.records("2024-03", &table);
+        let recs = agg.records("2024-03", &table).unwrap();
         let keys: Vec<_> = recs
             .iter()
             .map(|r| (r.account.as_str(), r.user.as_deref(), r.jobs))
@@ -307,10 +337,10 @@ mod tests {
         let mut bad = alloc(&table, "acct", "x", 5, &[]);
         bad.user = b"\xff";
         assert_eq!(agg.add(&bad), Err(AggregateError::NotUtf8("user")));
-        assert!(agg.records("2024-03", &table).is_empty());
+        assert!(agg.records("2024-03", &table).unwrap().is_empty());
         agg.add(&alloc(&table, "acct", "ok", 5, &[])).unwrap();
         assert_eq!(agg.add(&bad), Err(AggregateError::NotUtf8("user")));
-        let recs = agg.records("2024-03", &table);
+        let recs = agg.records("2024-03", &table).unwrap();
         assert_eq!(recs.len(), 2);
         assert_eq!((recs[0].jobs, recs[1].jobs), (1, 1));
     }
@@ -326,7 +356,7 @@ mod tests {
         for _ in 0..1000 {
             agg.add(&alloc(&table, "a", "u", 31 * 86_400, &t)).unwrap();
         }
-        let recs = agg.records("2024-03", &table);
+        let recs = agg.records("2024-03", &table).unwrap();
         assert_eq!(recs[0].tres_seconds["cpu"], 100_000u128 * 2_678_400 * 1000);
         assert_eq!(
             recs[0].tres_seconds["mem"],

@@ -10,6 +10,7 @@ use std::fmt;
 use crate::config::Compat;
 
 use super::elapsed::{parse_elapsed, parse_elapsed_raw};
+use super::hash::FxMap;
 use super::jobid::{JobIdKind, parse_job_id};
 use super::tres::{TresId, TresTable, parse_tres};
 
@@ -293,7 +294,16 @@ pub struct LineParser {
     table: TresTable,
     bounds: Vec<(usize, usize)>,
     tres: Vec<(TresId, u64)>,
+    /// Parsed TRES strings: jobs of the same shape print the same string, so most lines need
+    /// no parsing at all. Bounded: cleared when full, so memory does not grow with the input.
+    cache: FxMap<Box<[u8]>, ParsedTres>,
 }
+
+/// A parsed TRES string: (id, value in base units) pairs, GPU rule applied.
+type ParsedTres = Box<[(TresId, u64)]>;
+
+/// Most distinct TRES strings remembered (a few MB at most).
+const TRES_CACHE: usize = 4096;
 
 impl LineParser {
     /// A parser for `layout`, keeping only the accounts `filter` admits.
@@ -304,6 +314,7 @@ impl LineParser {
             table: TresTable::new(),
             bounds: Vec::new(),
             tres: Vec::new(),
+            cache: FxMap::default(),
         }
     }
 
@@ -328,11 +339,9 @@ impl LineParser {
         self.bounds.clear();
         let body = line;
         let mut start = 0;
-        for (i, &b) in body.iter().enumerate() {
-            if b == b'|' {
-                self.bounds.push((start, i));
-                start = i + 1;
-            }
+        for i in memchr::memchr_iter(b'|', body) {
+            self.bounds.push((start, i));
+            start = i + 1;
         }
         self.bounds.push((start, body.len()));
         // `--parsable` ends every line with `|`.
@@ -389,8 +398,21 @@ impl LineParser {
             parse_elapsed(elapsed_text)
         }
         .map_err(|e| LineError(e.to_string()))?;
-        parse_tres(tres_text, &mut self.table, &mut self.tres)
-            .map_err(|e| LineError(format!("{tres_column}: {e}")))?;
+        match self.cache.get(tres_text) {
+            Some(parsed) => {
+                self.tres.clear();
+                self.tres.extend_from_slice(parsed);
+            }
+            None => {
+                parse_tres(tres_text, &mut self.table, &mut self.tres)
+                    .map_err(|e| LineError(format!("{tres_column}: {e}")))?;
+                if self.cache.len() >= TRES_CACHE {
+                    self.cache.clear();
+                }
+                self.cache
+                    .insert(tres_text.into(), self.tres.as_slice().into());
+            }
+        }
         let seconds = match elapsed {
             Some(s) if s > 0 && self.tres.is_empty() => {
                 return Err(LineError(format!(
@@ -461,6 +483,44 @@ mod tests {
                 ("node".into(), 1)
             ]
         );
+    }
+
+    #[test]
+    fn cached_tres_strings_give_the_same_values_and_errors_are_never_cached() {
+        let mut p = exact();
+        let line = b"1|a|u|COMPLETED|10|cpu=4,gres/gpu:a100=2,mem=2.50G|";
+        let names = |a: &Allocation<'_>| {
+            let mut v: Vec<(String, u64)> = a
+                .tres
+                .iter()
+                .map(|&(id, x)| (a.table.name(id).to_string(), x))
+                .collect();
+            v.sort();
+            v
+        };
+        let first = match p.parse(line).unwrap() {
+            Parsed::Allocation(a) => names(&a),
+            other => panic!("{other:?}"),
+        };
+        // Same string again (a cache hit), then a different one in between.
+        assert!(p.parse(b"2|a|u|COMPLETED|10|cpu=1|").is_ok());
+        let again = match p.parse(line).unwrap() {
+            Parsed::Allocation(a) => names(&a),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(first, again);
+        assert_eq!(
+            first,
+            vec![
+                ("cpu".into(), 4),
+                ("gres/gpu".into(), 2),
+                ("gres/gpu:a100".into(), 2),
+                ("mem".into(), 2560)
+            ]
+        );
+        for _ in 0..2 {
+            assert!(p.parse(b"3|a|u|COMPLETED|10|cpu=4,cpu=4|").is_err());
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`tres`]: TRES strings (`cpu=2,mem=2.50G,gres/gpu:a100=1`), units, the GPU rule;
 //! - [`elapsed`]: `ElapsedRaw` and every printed form of `Elapsed`;
 //! - [`jobid`]: job ids (arrays, het jobs, steps);
-//! - [`line`]: the columns of a line, header detection, one line to one allocation;
+//! - [`line`]: the columns of a line, header detection, one line to one allocation (with a
+//!   bounded cache of parsed TRES strings, since jobs of one shape print the same string);
 //! - [`aggregate`]: exact sums per account and user, sorted output;
 //! - [`read`]: one period's whole stream, the bad-line policy, `--jobs` spooling;
 //! - [`command`]: the sacct command line and running it with a timeout;
@@ -36,6 +37,7 @@ pub mod aggregate;
 pub mod check;
 pub mod command;
 pub mod elapsed;
+mod hash;
 pub mod jobid;
 pub mod line;
 pub mod pipeline;

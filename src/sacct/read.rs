@@ -8,7 +8,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 
-use crate::records::{JobRecord, PeriodEndRecord, PeriodRecord, Record, RecordWriter};
+use crate::records::{JobRecord, PeriodEndRecord, PeriodRecord, Record, RecordWriter, TresRecord};
 
 use super::aggregate::{AggregateError, Aggregator, job_usage};
 use super::line::{
@@ -48,6 +48,8 @@ pub enum ReadError {
     Unsupported(String),
     /// The header line lacks columns we need.
     Layout(LayoutError),
+    /// The sums of the period do not fit (impossible for real data; never clipped).
+    Aggregate(AggregateError),
     /// Reading the stream or the job spool failed.
     Io(io::Error),
 }
@@ -66,6 +68,7 @@ impl fmt::Display for ReadError {
             ),
             ReadError::Unsupported(what) => f.write_str(what),
             ReadError::Layout(e) => write!(f, "sacct header line: {e}"),
+            ReadError::Aggregate(e) => write!(f, "summing the period: {e}"),
             ReadError::Io(e) => write!(f, "reading sacct output: {e}"),
         }
     }
@@ -158,10 +161,8 @@ impl JobSpool {
 pub struct PeriodData {
     /// `YYYY-MM`.
     pub period: String,
-    /// The sums.
-    pub aggregate: Aggregator,
-    /// The parser (holds the TRES names the sums refer to).
-    parser: LineParser,
+    /// The `tres` records: account totals (exact sums of their users) and users, sorted.
+    records: Vec<TresRecord>,
     /// Job records, with `--jobs`.
     pub jobs: Option<JobSpool>,
     /// Lines read, header excluded.
@@ -173,9 +174,9 @@ pub struct PeriodData {
 }
 
 impl PeriodData {
-    /// The `tres` records (empty with `--jobs`, whose records are the job records).
-    pub fn tres_records(&self) -> Vec<crate::records::TresRecord> {
-        self.aggregate.records(&self.period, self.parser.table())
+    /// The `tres` records (with `--jobs` they are not written; the job records are).
+    pub fn tres_records(&self) -> &[TresRecord] {
+        &self.records
     }
 
     /// Write the period: `period` (when given), the data records, then `period_end`.
@@ -194,9 +195,8 @@ impl PeriodData {
                 n
             }
             None => {
-                let recs = self.aggregate.records(&self.period, self.parser.table());
-                let n = recs.len() as u64;
-                for r in recs {
+                let n = self.records.len() as u64;
+                for r in self.records {
                     out.write(&Record::Tres(r))?;
                 }
                 n
@@ -321,10 +321,12 @@ pub fn read_period<R: BufRead>(
     if let Some(spool) = jobs.as_mut() {
         spool.file.flush()?;
     }
+    let records = aggregate
+        .records(period, parser.table())
+        .map_err(ReadError::Aggregate)?;
     Ok(PeriodData {
         period: period.to_string(),
-        aggregate,
-        parser,
+        records,
         jobs,
         lines,
         allocations,

@@ -68,6 +68,9 @@ impl TresKind {
 pub struct TresTable {
     names: Vec<String>,
     kinds: Vec<TresKind>,
+    /// The id found at each position of the previous string: sacct prints TRES in a fixed
+    /// order, so this is nearly always right and saves comparing against every name.
+    hints: Vec<TresId>,
 }
 
 impl Default for TresTable {
@@ -82,6 +85,7 @@ impl TresTable {
         TresTable {
             names: vec![GPU.to_string()],
             kinds: vec![TresKind::Count],
+            hints: Vec::new(),
         }
     }
 
@@ -108,6 +112,21 @@ impl TresTable {
     /// The kind of `id`.
     pub fn kind(&self, id: TresId) -> TresKind {
         self.kinds[usize::from(id)]
+    }
+
+    /// The id of `name` found at `position` in a TRES string (the hint is tried first).
+    fn lookup(&mut self, position: usize, name: &[u8]) -> Result<TresId, TresError> {
+        if let Some(&id) = self.hints.get(position) {
+            if self.names[usize::from(id)].as_bytes() == name {
+                return Ok(id);
+            }
+        }
+        let id = self.intern(name)?;
+        match self.hints.get_mut(position) {
+            Some(h) => *h = id,
+            None => self.hints.push(id),
+        }
+        Ok(id)
     }
 
     /// The id of `name`, interning it when new.
@@ -201,6 +220,17 @@ fn digits_value(digits: &[u8]) -> Option<u128> {
 
 /// The exact value in base units, rounded up to a whole unit (see the module docs).
 fn value_in_base_units(e: &RawEntry<'_>, kind: TresKind) -> Option<u64> {
+    let power = e
+        .suffix
+        .map_or(0, |s| suffix_power(s) as i32 - kind.base_power() as i32);
+    // The usual case, a whole number scaled up (or not at all): plain u64 arithmetic.
+    if e.frac.is_none() && power >= 0 && e.int.len() <= 19 {
+        let int = e
+            .int
+            .iter()
+            .fold(0u64, |acc, &b| acc * 10 + u64::from(b - b'0'));
+        return int.checked_mul(1u64 << (10 * power as u32));
+    }
     let frac = e.frac.unwrap_or(b"");
     if frac.len() > 18 || e.int.len() > 20 {
         return None;
@@ -234,14 +264,14 @@ pub fn parse_tres(
     }
     let mut typed_gpus: Option<u64> = None;
     let mut untyped_gpu = false;
-    for raw in input.split(|&b| b == b',') {
+    for (position, raw) in input.split(|&b| b == b',').enumerate() {
         let e = entry(raw).ok_or_else(|| {
             TresError::new(
                 raw,
                 "expected NAME=NUMBER with an optional K/M/G/T/P suffix",
             )
         })?;
-        let id = table.intern(e.name)?;
+        let id = table.lookup(position, e.name)?;
         let kind = table.kind(id);
         let value = value_in_base_units(&e, kind)
             .ok_or_else(|| TresError::new(raw, "the value is out of range"))?;
