@@ -24,3 +24,7 @@ pub mod http;
 pub mod input;
 pub mod plan;
 pub mod url;
+pub mod check;
+pub mod push;
+pub mod register;
+pub mod submit;
