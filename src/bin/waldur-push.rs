@@ -38,7 +38,10 @@ use waldur_usage::{info, warn};
     config, or OIDC client credentials in the config. It is never printed.\n\
     Plain http is refused except for loopback hosts or with --allow-insecure-http.",
     error_code(64, "bad command line"),
-    error_code(65, "bad or incomplete input: nothing of the affected periods was sent"),
+    error_code(
+        65,
+        "bad or incomplete input: nothing of the affected periods was sent"
+    ),
     error_code(69, "--check found problems"),
     error_code(75, "Waldur unavailable (5xx, 429, timeouts): try again later"),
     error_code(76, "Waldur refused a request (4xx)"),
@@ -181,15 +184,17 @@ fn run(args: Args) -> Result<(), Failure> {
             push::offline_period(usage, &configured, &timezone, now)
         });
     }
-    let base = ApiBase::parse(&offering.waldur_api_url, args.allow_insecure_http)
-        .map_err(|e| {
-            Failure::new(
-                exit::CONFIG,
-                anyhow::anyhow!("{}: waldur_api_url: {e}", config.file),
-            )
-        })?;
+    let base = ApiBase::parse(&offering.waldur_api_url, args.allow_insecure_http).map_err(|e| {
+        Failure::new(
+            exit::CONFIG,
+            anyhow::anyhow!("{}: waldur_api_url: {e}", config.file),
+        )
+    })?;
     if !base.is_https() && !base.is_loopback() {
-        warn!("plain http to {}: the token travels unencrypted", base.root());
+        warn!(
+            "plain http to {}: the token travels unencrypted",
+            base.root()
+        );
     }
     let sources = TokenSources {
         token_arg: args.token.as_deref(),
@@ -229,8 +234,8 @@ fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::new(exit::CONFIG, anyhow::anyhow!(e)))?;
     if args.check {
         let mut out = std::io::stdout().lock();
-        let problems = check::run(&client, offering, &resolved.source, &mut out)
-            .exit_with(exit::IOERR)?;
+        let problems =
+            check::run(&client, offering, &resolved.source, &mut out).exit_with(exit::IOERR)?;
         if problems > 0 {
             return Err(Failure::new(
                 exit::UNAVAILABLE,

@@ -31,7 +31,15 @@ pub fn run(
         }
         writeln!(out, "{level:<4} {text}")
     };
-    line(out, "ok", format!("Waldur: {} (User-Agent {})", client.base().root(), super::http::USER_AGENT))?;
+    line(
+        out,
+        "ok",
+        format!(
+            "Waldur: {} (User-Agent {})",
+            client.base().root(),
+            super::http::USER_AGENT
+        ),
+    )?;
     let me = match api::users_me(client) {
         Ok(me) => me,
         Err(e) => {
@@ -46,7 +54,11 @@ pub fn run(
         format!(
             "token from {token_source}: accepted for Waldur user {} (staff: {})",
             user.username.as_deref().unwrap_or("(unknown)"),
-            if user.is_staff == Some(true) { "yes" } else { "no" }
+            if user.is_staff == Some(true) {
+                "yes"
+            } else {
+                "no"
+            }
         ),
     )?;
     match reply
@@ -106,14 +118,24 @@ pub fn run(
         line(out, "warn", w)?;
     }
     if catalog.sendable.is_empty() {
-        line(out, "FAIL", "no configured component can be sent to this offering".into())?;
+        line(
+            out,
+            "FAIL",
+            "no configured component can be sent to this offering".into(),
+        )?;
     } else {
         let sendable: Vec<&str> = catalog.sendable.iter().map(String::as_str).collect();
-        line(out, "ok", format!("components sent: {}", sendable.join(", ")))?;
+        line(
+            out,
+            "ok",
+            format!("components sent: {}", sendable.join(", ")),
+        )?;
     }
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
     for r in &catalog.resources {
-        *states.entry(r.state.clone().unwrap_or_else(|| "?".into())).or_default() += 1;
+        *states
+            .entry(r.state.clone().unwrap_or_else(|| "?".into()))
+            .or_default() += 1;
     }
     let no_backend = catalog
         .resources

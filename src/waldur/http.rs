@@ -243,6 +243,24 @@ impl Client {
             .map(|(reply, ())| reply)
     }
 
+    /// POST a JSON body to an endpoint that answers 201 Created (the usage POSTs). Any other
+    /// success status (a proxy's 200 page) is treated as not applied and retried: the usage
+    /// POSTs replace values, so sending them again is safe.
+    pub fn post_created(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ApiError> {
+        let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+        self.send("POST", path, &Query::new(), Some(&bytes), |reply| {
+            if reply.status == 201 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "status {} instead of 201 Created, so the usage may not be stored",
+                    reply.status
+                ))
+            }
+        })
+        .map(|(reply, ())| reply)
+    }
+
     /// PUT a JSON body.
     pub fn put(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ApiError> {
         let bytes = serde_json::to_vec(body).expect("JSON values serialize");

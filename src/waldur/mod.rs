@@ -18,13 +18,13 @@
 pub mod amount;
 pub mod api;
 pub mod auth;
+pub mod check;
 pub mod dates;
 pub mod error;
 pub mod http;
 pub mod input;
 pub mod plan;
-pub mod url;
-pub mod check;
 pub mod push;
 pub mod register;
 pub mod submit;
+pub mod url;

@@ -249,7 +249,10 @@ impl<'a> Pusher<'a> {
                 return refuse_all(
                     usage,
                     "failed",
-                    format!("not submitted: reading what Waldur holds for {period} failed: {}", e.short()),
+                    format!(
+                        "not submitted: reading what Waldur holds for {period} failed: {}",
+                        e.short()
+                    ),
                     Some(e.exit_code()),
                 );
             }
@@ -274,7 +277,13 @@ impl<'a> Pusher<'a> {
         self.execute(&period, &date, plan, &mut existing)
     }
 
-    fn execute(&self, period: &str, date: &str, plan: Plan, existing: &mut Existing) -> PeriodOutcome {
+    fn execute(
+        &self,
+        period: &str,
+        date: &str,
+        plan: Plan,
+        existing: &mut Existing,
+    ) -> PeriodOutcome {
         let Plan {
             totals,
             users,
@@ -302,11 +311,14 @@ impl<'a> Pusher<'a> {
                 exit: exit_code,
             };
         }
-        let needs_uuids = users
-            .iter()
-            .any(|u| existing.component_usage(&u.resource, &u.component).is_none());
+        let needs_uuids = users.iter().any(|u| {
+            existing
+                .component_usage(&u.resource, &u.component)
+                .is_none()
+        });
         if created && needs_uuids {
-            match api::component_usages(self.client, &self.offering_uuid, &format!("{}-01", period)) {
+            match api::component_usages(self.client, &self.offering_uuid, &format!("{}-01", period))
+            {
                 Ok(rows) => existing.refresh_totals(&rows),
                 Err(e) => {
                     for u in &users {
@@ -371,10 +383,20 @@ impl<'a> Pusher<'a> {
 
     fn post_total(&self, period: &str, date: &str, t: &TotalPost) -> (ResultRecord, Option<u8>) {
         let body = total_body(t, date);
-        let reason = t.zero_fill.then(|| "no usage in the period: zeros for components Waldur had no record of".to_string());
-        match self.client.post(path::SET_USAGE, &body) {
+        let reason = t.zero_fill.then(|| {
+            "no usage in the period: zeros for components Waldur had no record of".to_string()
+        });
+        match self.client.post_created(path::SET_USAGE, &body) {
             Ok(_) => (
-                result(period, &t.account, Some(&t.resource), "set_usage", "updated", reason, None),
+                result(
+                    period,
+                    &t.account,
+                    Some(&t.resource),
+                    "set_usage",
+                    "updated",
+                    reason,
+                    None,
+                ),
                 None,
             ),
             Err(e) => {
@@ -397,7 +419,10 @@ impl<'a> Pusher<'a> {
 
     /// username -> offering-user URL, listed once per run on first need.
     fn user_links(&self) -> HashMap<String, String> {
-        let mut cached = self.offering_users.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cached = self
+            .offering_users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(map) = cached.as_ref() {
             return map.clone();
         }
@@ -427,14 +452,22 @@ impl<'a> Pusher<'a> {
     ) -> (ResultRecord, Option<u8>) {
         let items = user_items(u, links);
         if !self.bulk_unsupported.load(Ordering::Relaxed) {
-            let body = json!(SetUserUsages { usages: items.clone() });
-            match self.client.post(&path::set_user_usages(cu), &body) {
+            let body = json!(SetUserUsages {
+                usages: items.clone()
+            });
+            match self.client.post_created(&path::set_user_usages(cu), &body) {
                 Ok(_) => {
-                    return (user_result(period, u, "updated", None, "set_user_usages"), None);
+                    return (
+                        user_result(period, u, "updated", None, "set_user_usages"),
+                        None,
+                    );
                 }
                 Err(e) if e.is_not_found() => {}
                 Err(e) => {
-                    error!("{period} {} {}: set_user_usages failed: {e}", u.account, u.component);
+                    error!(
+                        "{period} {} {}: set_user_usages failed: {e}",
+                        u.account, u.component
+                    );
                     return (
                         user_result(period, u, "failed", Some(e.short()), "set_user_usages"),
                         Some(e.exit_code()),
@@ -446,7 +479,10 @@ impl<'a> Pusher<'a> {
         let mut failed = Vec::new();
         let mut first_error: Option<ApiError> = None;
         for item in &items {
-            match self.client.post(&path::set_user_usage(cu), &json!(item)) {
+            match self
+                .client
+                .post_created(&path::set_user_usage(cu), &json!(item))
+            {
                 Ok(_) => {
                     if !self.bulk_unsupported.swap(true, Ordering::Relaxed) {
                         warn!(
@@ -462,9 +498,15 @@ impl<'a> Pusher<'a> {
             }
         }
         match first_error {
-            None => (user_result(period, u, "updated", None, "set_user_usage"), None),
+            None => (
+                user_result(period, u, "updated", None, "set_user_usage"),
+                None,
+            ),
             Some(e) => {
-                error!("{period} {} {}: set_user_usage failed: {e}", u.account, u.component);
+                error!(
+                    "{period} {} {}: set_user_usage failed: {e}",
+                    u.account, u.component
+                );
                 let reason = format!(
                     "{} of {} users not sent ({}): {}",
                     failed.len(),
@@ -496,7 +538,15 @@ impl<'a> Pusher<'a> {
                 t.resource,
                 describe_items(t.usages.iter().map(|i| (i.type_.as_str(), i.amount)))
             );
-            let mut r = result(period, &t.account, Some(&t.resource), "set_usage", "dry_run", None, None);
+            let mut r = result(
+                period,
+                &t.account,
+                Some(&t.resource),
+                "set_usage",
+                "dry_run",
+                None,
+                None,
+            );
             r.request = Some(request("POST", path::SET_USAGE, body));
             results.push(r);
         }
@@ -509,9 +559,13 @@ impl<'a> Pusher<'a> {
             let cu = existing
                 .component_usage(&u.resource, &u.component)
                 .map(str::to_string)
-                .unwrap_or_else(|| format!("<new {} usage of resource {}>", u.component, u.resource));
+                .unwrap_or_else(|| {
+                    format!("<new {} usage of resource {}>", u.component, u.resource)
+                });
             let p = path::set_user_usages(&cu);
-            let body = json!(SetUserUsages { usages: user_items(u, &links) });
+            let body = json!(SetUserUsages {
+                usages: user_items(u, &links)
+            });
             info!(
                 "dry run: POST /api/{p} {} {}: {}",
                 u.account,
@@ -522,7 +576,10 @@ impl<'a> Pusher<'a> {
             r.request = Some(request("POST", &p, body));
             results.push(r);
         }
-        PeriodOutcome { results, exit: None }
+        PeriodOutcome {
+            results,
+            exit: None,
+        }
     }
 }
 
@@ -579,7 +636,12 @@ fn user_result(
 }
 
 /// The same outcome for every account of the period.
-fn refuse_all(usage: &PeriodUsage, status: &str, reason: String, code: Option<u8>) -> PeriodOutcome {
+fn refuse_all(
+    usage: &PeriodUsage,
+    status: &str,
+    reason: String,
+    code: Option<u8>,
+) -> PeriodOutcome {
     let period = usage.period.to_string();
     if status == "failed" {
         error!("{reason}");
@@ -590,7 +652,17 @@ fn refuse_all(usage: &PeriodUsage, status: &str, reason: String, code: Option<u8
         results: usage
             .accounts
             .values()
-            .map(|a| result(&period, &a.account, None, "set_usage", status, Some(reason.clone()), None))
+            .map(|a| {
+                result(
+                    &period,
+                    &a.account,
+                    None,
+                    "set_usage",
+                    status,
+                    Some(reason.clone()),
+                    None,
+                )
+            })
             .collect(),
         exit: code,
     }
@@ -617,10 +689,25 @@ pub fn offline_period(
         let usages: Vec<_> = total
             .iter()
             .filter(|(c, _)| configured.contains(*c))
-            .map(|(c, v)| api::UsageItem { type_: c.clone(), amount: *v })
+            .map(|(c, v)| api::UsageItem {
+                type_: c.clone(),
+                amount: *v,
+            })
             .collect();
-        let body = json!(SetUsage { resource: resource.clone(), date: date.clone(), usages });
-        let mut r = result(&period, &a.account, None, "set_usage", "dry_run", Some("offline".into()), None);
+        let body = json!(SetUsage {
+            resource: resource.clone(),
+            date: date.clone(),
+            usages
+        });
+        let mut r = result(
+            &period,
+            &a.account,
+            None,
+            "set_usage",
+            "dry_run",
+            Some("offline".into()),
+            None,
+        );
         r.request = Some(request("POST", path::SET_USAGE, body));
         results.push(r);
         let mut per_component: BTreeMap<&str, Vec<UserUsageItem>> = BTreeMap::new();
@@ -637,12 +724,23 @@ pub fn offline_period(
         }
         for (c, items) in per_component {
             let p = path::set_user_usages(&format!("<{c} usage of account {}>", a.account));
-            let mut r = result(&period, &a.account, None, "set_user_usages", "dry_run", Some("offline".into()), Some(c));
+            let mut r = result(
+                &period,
+                &a.account,
+                None,
+                "set_user_usages",
+                "dry_run",
+                Some("offline".into()),
+                Some(c),
+            );
             r.request = Some(request("POST", &p, json!(SetUserUsages { usages: items })));
             results.push(r);
         }
     }
-    PeriodOutcome { results, exit: None }
+    PeriodOutcome {
+        results,
+        exit: None,
+    }
 }
 
 /// `period 2024-03: 3 updated, 997 unchanged, 1 skipped, 0 failed`.
@@ -753,15 +851,32 @@ mod tests {
     fn exit_statuses_rank_permissions_first_and_outages_last() {
         assert_eq!(worse(None, None), None);
         assert_eq!(worse(Some(exit::TEMPFAIL), None), Some(exit::TEMPFAIL));
-        assert_eq!(worse(Some(exit::TEMPFAIL), Some(exit::PROTOCOL)), Some(exit::PROTOCOL));
-        assert_eq!(worse(Some(exit::NOPERM), Some(exit::DATAERR)), Some(exit::NOPERM));
-        assert_eq!(worse(Some(exit::DATAERR), Some(exit::PROTOCOL)), Some(exit::DATAERR));
+        assert_eq!(
+            worse(Some(exit::TEMPFAIL), Some(exit::PROTOCOL)),
+            Some(exit::PROTOCOL)
+        );
+        assert_eq!(
+            worse(Some(exit::NOPERM), Some(exit::DATAERR)),
+            Some(exit::NOPERM)
+        );
+        assert_eq!(
+            worse(Some(exit::DATAERR), Some(exit::PROTOCOL)),
+            Some(exit::DATAERR)
+        );
     }
 
     #[test]
     fn the_summary_counts_statuses_and_names_what_failed() {
         let r = |account: &str, status: &str, component: Option<&str>| {
-            result("2024-03", account, None, "set_usage", status, None, component)
+            result(
+                "2024-03",
+                account,
+                None,
+                "set_usage",
+                status,
+                None,
+                component,
+            )
         };
         let results = vec![
             r("a", "updated", None),

@@ -51,7 +51,10 @@ impl Env {
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("config.yaml");
-        write_private(&config, &config_yaml(&fake.base_url(), &setup.offering.uuid));
+        write_private(
+            &config,
+            &config_yaml(&fake.base_url(), &setup.offering.uuid),
+        );
         let provider_token = dir.join("provider-token");
         write_private(&provider_token, &format!("{PROVIDER_TOKEN}\n"));
         let staff_token = dir.join("staff-token");
@@ -76,7 +79,14 @@ impl Env {
             .env_remove("JOURNAL_STREAM")
             .args(["-c", self.config.to_str().unwrap()])
             .args(["--now", NOW])
-            .args(["--retries", "3", "--retry-max-delay", "0.05", "--timeout", "2"]);
+            .args([
+                "--retries",
+                "3",
+                "--retry-max-delay",
+                "0.05",
+                "--timeout",
+                "2",
+            ]);
         cmd
     }
 
@@ -92,13 +102,20 @@ impl Env {
         if !args.iter().any(|a| *a == "--concurrency") {
             cmd.args(["--concurrency", "1"]);
         }
-        let output = cmd.args(args).write_stdin(input.to_string()).output().unwrap();
+        let output = cmd
+            .args(args)
+            .write_stdin(input.to_string())
+            .output()
+            .unwrap();
         Run::from(output)
     }
 
     /// A second config file whose only change is `waldur_api_url`.
     pub fn config_with_url(&self, url: &str) -> PathBuf {
-        let path = self.dir.join(format!("config-{}.yaml", COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let path = self.dir.join(format!(
+            "config-{}.yaml",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         write_private(&path, &config_yaml(url, &self.setup.offering.uuid));
         path
     }
@@ -139,7 +156,14 @@ impl Env {
         self.fake
             .usages()
             .into_iter()
-            .map(|u: StoredUsage| (u.billing_period, name(&u.resource_uuid), u.component_type, u.usage))
+            .map(|u: StoredUsage| {
+                (
+                    u.billing_period,
+                    name(&u.resource_uuid),
+                    u.component_type,
+                    u.usage,
+                )
+            })
             .collect()
     }
 
@@ -258,7 +282,12 @@ impl Run {
 }
 
 /// One usage record line.
-pub fn usage(period: &str, account: &str, user: Option<&str>, components: &[(&str, &str)]) -> String {
+pub fn usage(
+    period: &str,
+    account: &str,
+    user: Option<&str>,
+    components: &[(&str, &str)],
+) -> String {
     let comps: serde_json::Map<String, Value> = components
         .iter()
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
