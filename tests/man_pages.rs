@@ -132,6 +132,21 @@ fn documented_options(roff: &str) -> BTreeSet<String> {
     found
 }
 
+/// The "Options:" section of a `--help` text: from that heading to the next line that is not
+/// indented (the next heading, e.g. "Examples:"), so options only mentioned in examples are
+/// not counted.
+fn options_section(help: &str) -> String {
+    let mut lines = help.lines().skip_while(|l| l.trim() != "Options:");
+    assert!(
+        lines.next().is_some(),
+        "--help has no Options: section:\n{help}"
+    );
+    lines
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn help_of(program: &Documented) -> String {
     let output = Command::new(&program.command[0])
         .args(&program.command[1..])
@@ -153,7 +168,7 @@ fn every_option_in_help_is_in_the_man_page_and_back() {
     let mut problems = Vec::new();
     for program in programs() {
         let help = help_of(&program);
-        let help_options = long_options(&help);
+        let help_options = long_options(&options_section(&help));
         assert!(
             help_options.contains("--version") && help_options.len() >= 3,
             "{}: --help lists too few options to be real: {help_options:?}",
@@ -195,6 +210,12 @@ fn option_extraction_finds_long_options_only() {
     assert_eq!(found, expected);
     let roff = ".SH OPTIONS\n.TP\n.BR -c \", \" --config \" PATH\"\nUse --other here.\n\
                 .TP\n.B --dry-run\nText.\n.SH EXAMPLES\n.TP\n.B --not-an-option\n";
+    let help = "Usage: x [--all]\n\nOptions:\n  --config  the config\n\n  --dry-run  send nothing\n\
+                Examples:\n  x --example\n";
+    assert_eq!(
+        options_section(help),
+        "  --config  the config\n\n  --dry-run  send nothing"
+    );
     let documented = documented_options(roff);
     let expected: BTreeSet<String> = ["--config", "--dry-run"]
         .iter()
