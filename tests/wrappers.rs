@@ -736,3 +736,44 @@ fn diagnose_says_ready_or_names_what_to_fix() {
     assert!(stdout.contains("the token was refused"), "{stdout}");
     assert!(!stdout.contains("0000000000000000000000000000000000000bad"));
 }
+
+#[test]
+fn every_offering_of_the_config_is_reported_and_one_failing_does_not_stop_the_others() {
+    let rig = Rig::new("two-offerings");
+    // A second offering that Waldur does not know, listed first: its waldur-push fails, the
+    // real offering after it is still reported, and the cycle fails naming the unknown one.
+    let config = std::fs::read_to_string(rig.dir.path("config.yaml")).unwrap();
+    let (head, first) = config.split_once("offerings:\n").unwrap();
+    let unknown = "0ffe00000000000000000000000000ff";
+    let second = first
+        .replace(&rig.setup.offering.name, "Unknown offering")
+        .replace(&rig.setup.offering.uuid, unknown);
+    std::fs::write(
+        rig.dir.path("config.yaml"),
+        format!("{head}offerings:\n{second}{first}"),
+    )
+    .unwrap();
+
+    let out = run(rig.report(&[]));
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert_eq!(rig.sacct_calls().len(), 2, "one sacct run per offering");
+    assert_eq!(
+        rig.usages(&current_billing_period()),
+        expected_usages(),
+        "{}",
+        describe(&out)
+    );
+    let last = last_line(&out);
+    assert!(
+        last.contains("cycle FAILED")
+            && last.contains("1 of 2 offerings reported")
+            && last.contains(&format!("failed: offering {unknown}")),
+        "last line: {last}"
+    );
+
+    // --offering picks one: only the known offering, and the cycle succeeds.
+    let out = run(rig.report(&["--offering", &rig.setup.offering.uuid]));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(rig.sacct_calls().len(), 3);
+    assert!(last_line(&out).contains("1 of 1 offerings reported"));
+}
