@@ -1,0 +1,256 @@
+//! End to end against a real single-node SLURM with accounting (`shell/slurm-dev-cluster up`).
+//!
+//! A mix of real jobs (see `e2e/mix.rs`) runs as three users; then our tools report it and the
+//! numbers are compared, with exact equality, against an independent computation from one plain
+//! `sacct` query (`e2e/oracle.rs`): per account and per user, for every configured component,
+//! integers before conversion and decimal strings after.
+//!
+//! Needs root and the cluster; without them the tests fail and say how to start it, unless
+//! `WALDUR_USAGE_E2E=skip` asks to skip them. Run with `cargo test --test e2e_slurm`.
+
+mod e2e;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use waldur_usage::records::Record;
+
+use e2e::cluster::{self, HOW_TO_START};
+use e2e::mix::{self, Mix};
+use e2e::oracle::{self, Key, Row, Usage};
+use e2e::pipeline::{self, PREFIX, TIMEZONE, local, month_start, rfc3339, stage};
+
+/// The mix is submitted once and shared by the tests (they only read accounting after it).
+static MIX: Mutex<Option<Result<Arc<Mix>, String>>> = Mutex::new(None);
+
+/// The shared job mix; `None` when skipped on purpose. Panics with instructions when the cluster
+/// is not there.
+fn mix() -> Option<Arc<Mix>> {
+    if cluster::skipped_on_purpose() {
+        eprintln!("e2e_slurm: skipped because WALDUR_USAGE_E2E=skip");
+        return None;
+    }
+    let mut slot = MIX.lock().unwrap_or_else(|p| p.into_inner());
+    let result = slot.get_or_insert_with(|| {
+        cluster::preflight()
+            .map_err(|e| format!("cannot run the end-to-end test: {e}\n\n{HOW_TO_START}"))
+            .and_then(|()| mix::run())
+            .map(Arc::new)
+    });
+    match result {
+        Ok(mix) => Some(Arc::clone(mix)),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// What the oracle says for `[start, end)`: the sums, and the rows behind them. For the report
+/// window (month start to report time) it first checks that the query saw every allocation of
+/// the mix.
+fn oracle_for(mix: &Mix, start: Timestamp, end: Timestamp) -> (BTreeMap<Key, Usage>, Vec<Row>) {
+    let (text, rows) = oracle::query(TIMEZONE, &local(start), &local(end)).unwrap();
+    let report_window = start == month_start(mix.report_at) && end == mix.report_at;
+    for allocation in mix.accounted.iter().filter(|_| report_window) {
+        assert!(
+            rows.iter().any(|r| r.job == allocation.raw_id),
+            "the oracle query for [{start}, {end}) misses {allocation:?}:\n{text}"
+        );
+    }
+    (
+        oracle::aggregate(&rows, PREFIX, &pipeline::tres_names()),
+        rows,
+    )
+}
+
+/// The oracle's seconds for one job in a window (0 when the window does not list it).
+fn job_seconds(rows: &[Row], id: &str) -> u128 {
+    rows.iter().find(|r| r.job == id).map_or(0, |r| r.elapsed)
+}
+
+/// The `tres` records of a slurm-usage output, keyed like the oracle, every configured TRES
+/// present (a missing one is 0). Also checks that the stream closed its period.
+fn tres_of(output: &[u8]) -> BTreeMap<Key, Usage> {
+    let records = pipeline::records(output);
+    assert!(
+        matches!(records.last(), Some(Record::PeriodEnd(_))),
+        "slurm-usage output does not end with period_end:\n{}",
+        String::from_utf8_lossy(output)
+    );
+    let mut out = BTreeMap::new();
+    for record in records {
+        if let Record::Tres(t) = record {
+            let seconds = pipeline::tres_names()
+                .into_iter()
+                .map(|n| (n.to_string(), t.tres_seconds.get(n).copied().unwrap_or(0)))
+                .collect();
+            let old = out.insert(
+                (t.account.clone(), t.user.clone()),
+                Usage {
+                    jobs: t.jobs,
+                    seconds,
+                },
+            );
+            assert!(
+                old.is_none(),
+                "two tres records for {} {:?}",
+                t.account,
+                t.user
+            );
+        }
+    }
+    out
+}
+
+/// The oracle's TRES x seconds converted to Waldur amounts, keyed like usage records.
+fn expected_amounts(expected: &BTreeMap<Key, Usage>) -> BTreeMap<Key, BTreeMap<String, String>> {
+    expected
+        .iter()
+        .map(|(key, usage)| {
+            let amounts = pipeline::COMPONENTS
+                .iter()
+                .map(|(name, _, mantissa, scale)| {
+                    let seconds = usage.seconds[*name];
+                    (
+                        name.to_string(),
+                        oracle::waldur_amount(seconds, *mantissa, *scale),
+                    )
+                })
+                .collect();
+            (key.clone(), amounts)
+        })
+        .collect()
+}
+
+/// The usage records of a usage-convert output, keyed like the oracle.
+fn usage_of(output: &[u8]) -> BTreeMap<Key, BTreeMap<String, String>> {
+    pipeline::records(output)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Usage(u) => Some(((u.account, u.user), u.components)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn pipeline_reports_exactly_what_sacct_says() {
+    let Some(mix) = mix() else { return };
+    let t = mix.report_at;
+    let month_start = month_start(t);
+    let (expected, rows) = oracle_for(&mix, month_start, t);
+
+    // The running job counts up to the report time: the oracle's line for it (ElapsedRaw clipped
+    // by --truncate) is T - start, with 1 CPU and 1536 MiB allocated.
+    let ran = (t.as_second() - mix.running_start.as_second().max(month_start.as_second())) as u128;
+    assert!(ran >= 5, "still_running ran only {ran} s before the report");
+    let row = rows.iter().find(|r| r.job == mix.running.id).unwrap();
+    assert_eq!(row.elapsed, ran);
+    assert_eq!((row.alloc["cpu"], row.alloc["mem"]), (1, 1536));
+    // The non-prefixed account is in accounting, but not among the expected keys.
+    assert!(mix.accounted.iter().any(|a| a.account == "other_dept"));
+    assert!(
+        expected
+            .keys()
+            .all(|(account, _)| account.starts_with(PREFIX))
+    );
+    // Both allocations and every user who ran in them.
+    let keys: Vec<_> = expected.keys().cloned().collect();
+    let key = |a: &str, u: Option<&str>| (a.to_string(), u.map(str::to_string));
+    assert_eq!(
+        keys,
+        vec![
+            key("hpc_alloc1", None),
+            key("hpc_alloc1", Some("hpcuser1")),
+            key("hpc_alloc1", Some("hpcuser2")),
+            key("hpc_alloc2", None),
+            key("hpc_alloc2", Some("hpcuser1")),
+            key("hpc_alloc2", Some("hpcuser3")),
+        ]
+    );
+    eprintln!("e2e: oracle for [{month_start}, {t}): {expected:#?}");
+
+    let scratch = pipeline::Scratch::new("pipeline");
+    let config = pipeline::write_config(&scratch.0, "http://127.0.0.1:9/api/");
+    let config = config.to_str().unwrap();
+    let now = rfc3339(t);
+
+    // Integers before conversion.
+    let periods = stage(
+        "month-split",
+        &["-c", config, "--current", "--now", &now],
+        b"",
+    );
+    let tres = stage("slurm-usage", &["-c", config, "--now", &now], &periods);
+    assert_eq!(tres_of(&tres), expected, "slurm-usage vs the oracle");
+
+    // Decimal strings after.
+    let usage = stage("usage-convert", &["-c", config], &tres);
+    assert_eq!(
+        usage_of(&usage),
+        expected_amounts(&expected),
+        "usage-convert vs the oracle"
+    );
+}
+
+#[test]
+fn split_window_parts_add_up_to_the_whole() {
+    let Some(mix) = mix() else { return };
+    let t = mix.report_at;
+    let month_start = month_start(t);
+    let from = mix.running_start.max(month_start);
+    // An arbitrary instant inside the running job, a whole second strictly between its start
+    // (or the month start) and the report: the boundary between two adjacent windows.
+    let split =
+        Timestamp::from_second(from.as_second() + (t.as_second() - from.as_second()) / 2).unwrap();
+    assert!(from < split && split < t, "{from} < {split} < {t}");
+
+    let scratch = pipeline::Scratch::new("split");
+    let config = pipeline::write_config(&scratch.0, "http://127.0.0.1:9/api/");
+    let config = config.to_str().unwrap();
+    let run = |start, end| {
+        let out = stage(
+            "slurm-usage",
+            &["-c", config],
+            &pipeline::period_record(start, end),
+        );
+        tres_of(&out)
+    };
+    let whole = run(month_start, t);
+    let first = run(month_start, split);
+    let second = run(split, t);
+    let (whole_oracle, whole_rows) = oracle_for(&mix, month_start, t);
+    let (first_oracle, first_rows) = oracle_for(&mix, month_start, split);
+    let (second_oracle, second_rows) = oracle_for(&mix, split, t);
+    assert_eq!(whole, whole_oracle, "whole window vs the oracle");
+    assert_eq!(first, first_oracle, "first part vs the oracle");
+    assert_eq!(second, second_oracle, "second part vs the oracle");
+
+    // The running job is cut in two: (split - start) seconds before, (T - split) after, which
+    // add up to its (T - start) in the whole window.
+    let before = (split.as_second() - from.as_second()) as u128;
+    let after = (t.as_second() - split.as_second()) as u128;
+    let id = &mix.running.id;
+    assert_eq!(job_seconds(&first_rows, id), before);
+    assert_eq!(job_seconds(&second_rows, id), after);
+    assert_eq!(job_seconds(&whole_rows, id), before + after);
+    // After the split only the running job is left of (hpc_alloc1, hpcuser1): in the second part
+    // that key is the job alone, 1 CPU and 1536 MiB for `after` seconds.
+    let key = ("hpc_alloc1".to_string(), Some("hpcuser1".to_string()));
+    assert_eq!(second[&key].jobs, 1);
+    assert_eq!(second[&key].seconds["cpu"], after);
+    assert_eq!(second[&key].seconds["mem"], 1536 * after);
+    // Every key and TRES: first + second == whole (a job counted in both parts counts once in
+    // the whole, so job counts are not additive and are not compared here).
+    for (key, total) in &whole {
+        for (name, seconds) in &total.seconds {
+            let part = |m: &BTreeMap<Key, Usage>| m.get(key).map_or(0, |u| u.seconds[name]);
+            assert_eq!(
+                part(&first) + part(&second),
+                *seconds,
+                "{key:?} {name}: parts {} + {} vs whole {seconds}",
+                part(&first),
+                part(&second)
+            );
+        }
+    }
+}
