@@ -200,6 +200,8 @@ pub struct Component {
 pub struct BackendSettings {
     /// Directory holding sacct, sacctmgr and sinfo (default `/usr/bin`).
     pub slurm_bin_path: PathBuf,
+    /// Whether `slurm_bin_path` was written in the config (else tools are looked up on `PATH`).
+    pub slurm_bin_path_given: bool,
     /// Cluster to query (`--clusters`), if set.
     pub cluster_name: Option<String>,
     /// Prefix of the SLURM accounts that are Waldur allocations (account discovery).
@@ -467,6 +469,7 @@ fn parse_offering(
         Some(n) => parse_backend(&n, top_compat)?,
         None => BackendSettings {
             slurm_bin_path: PathBuf::from("/usr/bin"),
+            slurm_bin_path_given: false,
             cluster_name: None,
             allocation_prefix: None,
             compat: top_compat.unwrap_or_default(),
@@ -517,8 +520,10 @@ fn parse_backend(
         Some(n) => n.compat()?,
         None => top_compat.unwrap_or_default(),
     };
+    let bin_path = opt("slurm_bin_path")?;
     Ok(BackendSettings {
-        slurm_bin_path: PathBuf::from(opt("slurm_bin_path")?.unwrap_or_else(|| "/usr/bin".into())),
+        slurm_bin_path_given: bin_path.is_some(),
+        slurm_bin_path: PathBuf::from(bin_path.unwrap_or_else(|| "/usr/bin".into())),
         cluster_name: opt("cluster_name")?,
         allocation_prefix: opt("allocation_prefix")?,
         compat,

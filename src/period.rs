@@ -1,1 +1,454 @@
-//! TODO: filled in by its issue.
+//! Monthly billing periods in the site's IANA time zone.
+//!
+//! A period is a calendar month: it starts at local midnight on the 1st and ends (exclusive) at
+//! local midnight on the 1st of the next month. Both instants are written in RFC 3339 with the
+//! UTC offset in force at that instant, so a March period in Europe/Berlin starts at `+01:00` and
+//! ends at `+02:00` (the clocks changed in between).
+//!
+//! ```
+//! use waldur_usage::period;
+//!
+//! let now: jiff::Timestamp = "2024-06-15T12:00:00Z".parse().unwrap();
+//! let p = period::month_period("Europe/Berlin", 2024, 3, now).unwrap();
+//! assert_eq!(p.period, "2024-03");
+//! assert_eq!(p.start, "2024-03-01T00:00:00+01:00");
+//! assert_eq!(p.end, "2024-04-01T00:00:00+02:00");
+//! assert!(p.closed);
+//! ```
+
+use std::fmt;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
+
+use crate::records::PeriodRecord;
+
+/// The longest range one run may cover, in months (10 years).
+pub const MAX_MONTHS: usize = 120;
+
+/// Why a period could not be computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeriodError {
+    /// A month was not written as `YYYY-MM`.
+    BadMonth(String),
+    /// A date was not written as `YYYY-MM-DD`.
+    BadDate(String),
+    /// The time zone is not a known IANA name.
+    UnknownZone(String),
+    /// The range ends before it starts.
+    EndBeforeStart {
+        /// First day.
+        start: String,
+        /// Last day.
+        end: String,
+    },
+    /// The range covers more than [`MAX_MONTHS`] months.
+    RangeTooLong {
+        /// How many months it covers.
+        months: usize,
+    },
+    /// A period record's instants could not be read, or time arithmetic overflowed.
+    Time(String),
+}
+
+impl fmt::Display for PeriodError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeriodError::BadMonth(s) => {
+                write!(f, "{s:?} is not a month; write it as YYYY-MM, e.g. 2024-03")
+            }
+            PeriodError::BadDate(s) => write!(
+                f,
+                "{s:?} is not a date; write it as YYYY-MM-DD, e.g. 2024-03-31"
+            ),
+            PeriodError::UnknownZone(s) => write!(
+                f,
+                "unknown time zone {s:?}; use an IANA name such as Europe/Tallinn or UTC (is tzdata installed?)"
+            ),
+            PeriodError::EndBeforeStart { start, end } => {
+                write!(f, "the end date {end} is before the start date {start}")
+            }
+            PeriodError::RangeTooLong { months } => write!(
+                f,
+                "the range covers {months} months, more than the limit of {MAX_MONTHS} (10 years); \
+                 split it into several runs of at most 10 years each"
+            ),
+            PeriodError::Time(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl std::error::Error for PeriodError {}
+
+/// Look up an IANA time zone.
+pub fn zone(tz_name: &str) -> Result<TimeZone, PeriodError> {
+    TimeZone::get(tz_name).map_err(|_| PeriodError::UnknownZone(tz_name.to_string()))
+}
+
+/// Parse `YYYY-MM` into (year, month).
+pub fn parse_month(text: &str) -> Result<(i16, i8), PeriodError> {
+    let bad = || PeriodError::BadMonth(text.to_string());
+    let (y, m) = text.trim().split_once('-').ok_or_else(bad)?;
+    if y.len() != 4 || m.len() != 2 {
+        return Err(bad());
+    }
+    let year: i16 = y.parse().map_err(|_| bad())?;
+    let month: i8 = m.parse().map_err(|_| bad())?;
+    if !(1..=12).contains(&month) || year < 1970 {
+        return Err(bad());
+    }
+    Ok((year, month))
+}
+
+/// Parse `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Result<Date, PeriodError> {
+    let t = text.trim();
+    if t.len() != 10 {
+        return Err(PeriodError::BadDate(text.to_string()));
+    }
+    t.parse::<Date>()
+        .map_err(|_| PeriodError::BadDate(text.to_string()))
+}
+
+/// Format an instant in `zoned`'s offset as RFC 3339, e.g. `2024-03-01T00:00:00+01:00`.
+pub fn rfc3339(zoned: &Zoned) -> String {
+    zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
+fn month_start(tz: &TimeZone, year: i16, month: i8) -> Result<Zoned, PeriodError> {
+    let date = Date::new(year, month, 1).map_err(|e| PeriodError::Time(e.to_string()))?;
+    date.to_zoned(tz.clone())
+        .map_err(|e| PeriodError::Time(format!("start of {year:04}-{month:02}: {e}")))
+}
+
+fn next_month(year: i16, month: i8) -> (i16, i8) {
+    if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    }
+}
+
+/// The billing period of `year`-`month` in `tz_name`; `index`/`count` are 1/1.
+pub fn month_period(
+    tz_name: &str,
+    year: i16,
+    month: i8,
+    now: Timestamp,
+) -> Result<PeriodRecord, PeriodError> {
+    let tz = zone(tz_name)?;
+    let start = month_start(&tz, year, month)?;
+    let (ny, nm) = next_month(year, month);
+    let end = month_start(&tz, ny, nm)?;
+    Ok(PeriodRecord {
+        period: format!("{year:04}-{month:02}"),
+        start: rfc3339(&start),
+        end: rfc3339(&end),
+        timezone: tz_name.to_string(),
+        index: 1,
+        count: 1,
+        closed: end.timestamp() <= now,
+    })
+}
+
+fn number(mut periods: Vec<PeriodRecord>) -> Vec<PeriodRecord> {
+    let count = periods.len() as u32;
+    for (i, p) in periods.iter_mut().enumerate() {
+        p.index = i as u32 + 1;
+        p.count = count;
+    }
+    periods
+}
+
+/// Every month touched by the inclusive day range `start..=end`, oldest first, numbered.
+pub fn periods_between(
+    tz_name: &str,
+    start: Date,
+    end: Date,
+    now: Timestamp,
+) -> Result<Vec<PeriodRecord>, PeriodError> {
+    zone(tz_name)?;
+    if end < start {
+        return Err(PeriodError::EndBeforeStart {
+            start: start.to_string(),
+            end: end.to_string(),
+        });
+    }
+    let months = (i32::from(end.year()) - i32::from(start.year())) * 12 + i32::from(end.month())
+        - i32::from(start.month())
+        + 1;
+    let months = months as usize;
+    if months > MAX_MONTHS {
+        return Err(PeriodError::RangeTooLong { months });
+    }
+    let (mut y, mut m) = (start.year(), start.month());
+    let mut out = Vec::with_capacity(months);
+    for _ in 0..months {
+        out.push(month_period(tz_name, y, m, now)?);
+        (y, m) = next_month(y, m);
+    }
+    Ok(number(out))
+}
+
+/// The month containing `now` in `tz_name` and the `previous` months before it, oldest first.
+pub fn current_and_previous(
+    tz_name: &str,
+    now: Timestamp,
+    previous: u32,
+) -> Result<Vec<PeriodRecord>, PeriodError> {
+    let tz = zone(tz_name)?;
+    let today = now.to_zoned(tz).date();
+    if previous as usize >= MAX_MONTHS {
+        return Err(PeriodError::RangeTooLong {
+            months: previous as usize + 1,
+        });
+    }
+    let first = today
+        .first_of_month()
+        .checked_sub((previous as i64).months())
+        .map_err(|e| PeriodError::Time(e.to_string()))?;
+    periods_between(tz_name, first, today, now)
+}
+
+/// The `n` whole months before the month containing `now` in `tz_name`, oldest first,
+/// numbered; none when `n` is 0.
+pub fn months_before(
+    tz_name: &str,
+    now: Timestamp,
+    n: u32,
+) -> Result<Vec<PeriodRecord>, PeriodError> {
+    let tz = zone(tz_name)?;
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if n as usize > MAX_MONTHS {
+        return Err(PeriodError::RangeTooLong { months: n as usize });
+    }
+    let this_month = now.to_zoned(tz).date().first_of_month();
+    let first = this_month
+        .checked_sub((n as i64).months())
+        .map_err(|e| PeriodError::Time(e.to_string()))?;
+    let last = this_month
+        .yesterday()
+        .map_err(|e| PeriodError::Time(e.to_string()))?;
+    periods_between(tz_name, first, last, now)
+}
+
+/// Parse one end of a day range: `YYYY-MM-DD`, or `YYYY-MM` for a whole month (its first day
+/// when `last` is false, its last day when `last` is true).
+pub fn parse_bound(text: &str, last: bool) -> Result<Date, PeriodError> {
+    if text.trim().len() == 7 {
+        let (year, month) = parse_month(text)?;
+        let first = Date::new(year, month, 1).map_err(|e| PeriodError::Time(e.to_string()))?;
+        return Ok(if last { first.last_of_month() } else { first });
+    }
+    parse_date(text)
+}
+
+/// Cut the inclusive day range `start..=end` into consecutive ranges of at most
+/// [`MAX_MONTHS`] months each, cut at month boundaries: how to split a range that is too long.
+pub fn split_range(start: Date, end: Date) -> Vec<(Date, Date)> {
+    let mut out = Vec::new();
+    let mut from = start;
+    while from <= end {
+        let next = from
+            .first_of_month()
+            .checked_add((MAX_MONTHS as i64).months())
+            .ok();
+        match next {
+            Some(next) if next <= end => {
+                let to = next.yesterday().unwrap_or(next);
+                out.push((from, to));
+                from = next;
+            }
+            _ => {
+                out.push((from, end));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The sacct query window of a period: [start, min(end, now)), in the period's time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Inclusive start.
+    pub start: Zoned,
+    /// Exclusive end: the period end, or now for the current period.
+    pub end: Zoned,
+}
+
+impl Window {
+    /// Length in whole seconds (0 for a period that has not started).
+    pub fn seconds(&self) -> i64 {
+        (self.end.timestamp().as_second() - self.start.timestamp().as_second()).max(0)
+    }
+}
+
+/// The window to query for `period` at `now` (the end is clamped to now).
+pub fn window(period: &PeriodRecord, now: Timestamp) -> Result<Window, PeriodError> {
+    let tz = zone(&period.timezone)?;
+    let parse = |field: &str, text: &str| {
+        text.parse::<Timestamp>().map_err(|e| {
+            PeriodError::Time(format!(
+                "period {}: bad {field} {text:?}: {e}",
+                period.period
+            ))
+        })
+    };
+    let start = parse("start", &period.start)?;
+    let end = parse("end", &period.end)?;
+    let end = end.min(now).max(start);
+    Ok(Window {
+        start: start.to_zoned(tz.clone()),
+        end: end.to_zoned(tz),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn dst_months_carry_both_offsets() {
+        let p = month_period("Europe/Berlin", 2024, 10, ts("2025-01-01T00:00:00Z")).unwrap();
+        assert_eq!(
+            (p.start.as_str(), p.end.as_str()),
+            ("2024-10-01T00:00:00+02:00", "2024-11-01T00:00:00+01:00")
+        );
+        let p = month_period("America/New_York", 2024, 3, ts("2025-01-01T00:00:00Z")).unwrap();
+        assert_eq!(
+            (p.start.as_str(), p.end.as_str()),
+            ("2024-03-01T00:00:00-05:00", "2024-04-01T00:00:00-04:00")
+        );
+    }
+
+    #[test]
+    fn ranges_cover_every_touched_month_and_number_them() {
+        let ps = periods_between(
+            "UTC",
+            parse_date("2023-12-31").unwrap(),
+            parse_date("2024-02-01").unwrap(),
+            ts("2024-06-01T00:00:00Z"),
+        )
+        .unwrap();
+        let names: Vec<_> = ps
+            .iter()
+            .map(|p| (p.period.as_str(), p.index, p.count))
+            .collect();
+        assert_eq!(
+            names,
+            vec![("2023-12", 1, 3), ("2024-01", 2, 3), ("2024-02", 3, 3)]
+        );
+        assert!(matches!(
+            periods_between(
+                "UTC",
+                parse_date("2020-01-01").unwrap(),
+                parse_date("2030-01-31").unwrap(),
+                ts("2024-06-01T00:00:00Z")
+            ),
+            Err(PeriodError::RangeTooLong { months: 121 })
+        ));
+    }
+
+    #[test]
+    fn current_month_is_open_and_its_window_ends_now() {
+        let now = ts("2024-03-01T00:10:00+01:00");
+        let ps = current_and_previous("Europe/Berlin", now, 1).unwrap();
+        assert_eq!(
+            ps.iter().map(|p| p.period.as_str()).collect::<Vec<_>>(),
+            ["2024-02", "2024-03"]
+        );
+        assert!(ps[0].closed && !ps[1].closed);
+        let w = window(&ps[1], now).unwrap();
+        assert_eq!(w.seconds(), 600);
+    }
+
+    #[test]
+    fn months_before_excludes_the_current_month() {
+        let now = ts("2024-01-10T00:00:00Z");
+        let ps = months_before("UTC", now, 2).unwrap();
+        let got: Vec<_> = ps
+            .iter()
+            .map(|p| (p.period.as_str(), p.index, p.count, p.closed))
+            .collect();
+        assert_eq!(got, [("2023-11", 1, 2, true), ("2023-12", 2, 2, true)]);
+        assert!(months_before("UTC", now, 0).unwrap().is_empty());
+        // 120 months before is the limit; 121 is too long.
+        assert_eq!(months_before("UTC", now, 120).unwrap().len(), 120);
+        assert_eq!(
+            months_before("UTC", now, 121),
+            Err(PeriodError::RangeTooLong { months: 121 })
+        );
+    }
+
+    #[test]
+    fn leap_february_window_is_29_days() {
+        // 29 days x 86400 s = 2505600 s; 2023 had 28 days = 2419200 s.
+        let now = ts("2025-01-01T00:00:00Z");
+        let p = month_period("UTC", 2024, 2, now).unwrap();
+        assert_eq!(window(&p, now).unwrap().seconds(), 2_505_600);
+        let p = month_period("UTC", 2023, 2, now).unwrap();
+        assert_eq!(window(&p, now).unwrap().seconds(), 2_419_200);
+        // March in Berlin lost an hour to DST: 31 x 86400 - 3600 = 2674800.
+        let p = month_period("Europe/Berlin", 2024, 3, now).unwrap();
+        assert_eq!(window(&p, now).unwrap().seconds(), 2_674_800);
+    }
+
+    #[test]
+    fn range_bounds_take_days_or_whole_months() {
+        let d = |s: &str| parse_date(s).unwrap();
+        assert_eq!(parse_bound("2024-02", false), Ok(d("2024-02-01")));
+        assert_eq!(parse_bound("2024-02", true), Ok(d("2024-02-29")));
+        assert_eq!(parse_bound("2023-02", true), Ok(d("2023-02-28")));
+        assert_eq!(parse_bound("2024-02-10", true), Ok(d("2024-02-10")));
+        assert_eq!(
+            parse_bound("2024-2", true),
+            Err(PeriodError::BadDate("2024-2".into()))
+        );
+    }
+
+    #[test]
+    fn long_ranges_split_into_ten_year_runs() {
+        let d = |s: &str| parse_date(s).unwrap();
+        assert_eq!(
+            split_range(d("2000-03-15"), d("2021-01-31")),
+            [
+                (d("2000-03-15"), d("2010-02-28")),
+                (d("2010-03-01"), d("2020-02-29")),
+                (d("2020-03-01"), d("2021-01-31")),
+            ]
+        );
+        assert_eq!(
+            split_range(d("2024-01-01"), d("2024-01-01")),
+            [(d("2024-01-01"), d("2024-01-01"))]
+        );
+        // Every run is within the limit.
+        for (s, e) in split_range(d("1990-01-01"), d("2024-12-31")) {
+            assert!(periods_between("UTC", s, e, ts("2025-01-01T00:00:00Z")).is_ok());
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_named() {
+        assert_eq!(
+            parse_month("2024-3"),
+            Err(PeriodError::BadMonth("2024-3".into()))
+        );
+        assert_eq!(
+            parse_month("2024-13"),
+            Err(PeriodError::BadMonth("2024-13".into()))
+        );
+        assert!(parse_date("2024-02-30").is_err());
+        assert!(matches!(
+            zone("Mars/Olympus"),
+            Err(PeriodError::UnknownZone(_))
+        ));
+    }
+}

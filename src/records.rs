@@ -55,7 +55,8 @@ pub struct TresRecord {
     pub period: String,
     /// SLURM account as sacct prints it.
     pub account: String,
-    /// SLURM user; `None` for the account total.
+    /// SLURM user; `None` (JSON `null`, which must be written) for the account total.
+    #[serde(deserialize_with = "present_or_null")]
     pub user: Option<String>,
     /// Number of job allocations counted.
     pub jobs: u64,
@@ -70,7 +71,8 @@ pub struct UsageRecord {
     pub period: String,
     /// SLURM account as sacct prints it.
     pub account: String,
-    /// SLURM user; `None` for the account total.
+    /// SLURM user; `None` (JSON `null`, which must be written) for the account total.
+    #[serde(deserialize_with = "present_or_null")]
     pub user: Option<String>,
     /// Number of job allocations counted.
     pub jobs: u64,
@@ -121,6 +123,7 @@ pub struct ResultRecord {
     /// SLURM account.
     pub account: String,
     /// Waldur resource UUID, or `None` when the account has no resource.
+    #[serde(deserialize_with = "present_or_null")]
     pub resource: Option<String>,
     /// `set_usage`, `set_user_usages`, `set_user_usage`, ...
     pub action: String,
@@ -129,6 +132,16 @@ pub struct ResultRecord {
     /// Why, when it was not a plain update.
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// Reads an `Option` field that must be present, though it may be `null`: a record that lacks
+/// `user` is damaged, not an account total.
+fn present_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
 }
 
 /// One line of the pipeline.
@@ -522,6 +535,15 @@ mod tests {
             text.starts_with("input line 2: bad `tres` record: missing field"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_missing_user_is_an_error_not_an_account_total() {
+        let line = r#"{"kind":"tres","period":"2024-03","account":"a","jobs":1,"tres_seconds":{}}"#;
+        let err = Record::from_json(line).unwrap_err();
+        assert!(err.contains("missing field `user`"), "{err}");
+        let total = line.replace("\"jobs\"", "\"user\":null,\"jobs\"");
+        assert!(matches!(Record::from_json(&total), Ok(Record::Tres(t)) if t.user.is_none()));
     }
 
     #[test]

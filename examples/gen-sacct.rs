@@ -1,0 +1,107 @@
+//! Synthetic `sacct --parsable2 --noheader` output in slurm-usage's default format
+//! (`JobIDRaw,Account,User,State,ElapsedRaw,AllocTRES,ReqTRES`), for benchmarks.
+//!
+//! ```text
+//! cargo run --release --example gen-sacct -- JOBS [SEED] > dump.txt
+//! ```
+//!
+//! The mix: 500 accounts (`hpc_acct_000`..), 2,000 users each working in two or three
+//! accounts, mostly COMPLETED jobs with some FAILED / TIMEOUT / `CANCELLED by UID` / RUNNING,
+//! 1% never started (empty AllocTRES), 10% on GPUs (untyped plus typed, or typed only, some with
+//! `gres/gpumem`), 10% running for days (up to a whole month, as `--truncate` clips them),
+//! memory written as sacct does (`1000M`, `4G`, `2.50G`). Output is deterministic per seed.
+
+use std::io::{self, BufWriter, Write};
+
+const ACCOUNTS: u64 = 500;
+const USERS: u64 = 2000;
+
+/// xorshift64*.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn main() -> io::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let usage = || io::Error::other("usage: gen-sacct JOBS [SEED]");
+    let jobs: u64 = args.next().and_then(|a| a.parse().ok()).ok_or_else(usage)?;
+    let seed: u64 = match args.next() {
+        Some(s) => s.parse().map_err(|_| usage())?,
+        None => 42,
+    };
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let out = io::stdout().lock();
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let mut tres = String::with_capacity(160);
+    for n in 0..jobs {
+        let user = rng.below(USERS);
+        // Each user works in two or three accounts.
+        let account = match rng.below(if user % 4 == 0 { 3 } else { 2 }) {
+            0 => (user * 7) % ACCOUNTS,
+            1 => (user * 13 + 1) % ACCOUNTS,
+            _ => (user * 31 + 5) % ACCOUNTS,
+        };
+        let state_roll = rng.below(100);
+        let started = state_roll != 0;
+        let state = match state_roll {
+            0 => "CANCELLED by 0".to_string(),
+            1..=80 => "COMPLETED".to_string(),
+            81..=85 => "FAILED".to_string(),
+            86..=90 => "TIMEOUT".to_string(),
+            91..=95 => format!("CANCELLED by {}", 10_000 + user),
+            _ => "RUNNING".to_string(),
+        };
+        let elapsed = if !started {
+            0
+        } else if rng.below(10) == 0 {
+            // Multi-day: 1 to 31 days.
+            86_400 + rng.below(30 * 86_400)
+        } else {
+            1 + rng.below(6 * 3600)
+        };
+        let cpus = 1u64 << rng.below(8);
+        let nodes = 1 + cpus / 64;
+        tres.clear();
+        use std::fmt::Write as _;
+        let _ = write!(tres, "billing={cpus},cpu={cpus},");
+        if rng.below(10) == 0 {
+            let gpus = 1 + rng.below(4);
+            match rng.below(3) {
+                0 => {
+                    let _ = write!(tres, "gres/gpu:a100={gpus},gres/gpu={gpus},");
+                }
+                1 => {
+                    let _ = write!(tres, "gres/gpu:a100={gpus},gres/gpu:v100=1,");
+                }
+                _ => {
+                    let _ = write!(tres, "gres/gpu={gpus},gres/gpumem={}G,", 40 * gpus);
+                }
+            }
+        }
+        match rng.below(4) {
+            0 => write!(tres, "mem={}M,", 1000 * cpus),
+            1 => write!(tres, "mem={}G,", 4 * cpus),
+            2 => write!(tres, "mem={}.50G,", 2 * cpus),
+            _ => write!(tres, "mem={}M,", 3900 * cpus),
+        }
+        .map_err(|_| io::Error::other("format"))?;
+        let _ = write!(tres, "node={nodes}");
+        let alloc = if started { tres.as_str() } else { "" };
+        writeln!(
+            out,
+            "{}|hpc_acct_{account:03}|user{user:04}|{state}|{elapsed}|{alloc}|{tres}",
+            1_000_000 + n
+        )?;
+    }
+    out.flush()
+}

@@ -1,0 +1,227 @@
+//! Exact non-negative rational numbers on `u128`, and rounding them once, half-even, to
+//! hundredths.
+//!
+//! Every operation is checked: a result that does not fit is `None`, never a wrong number.
+//! Fractions are kept reduced (gcd), which keeps the numbers small for the factors a config
+//! uses (`60`, `60000`, `61440`, `0.5`, ...).
+//!
+//! ```
+//! use waldur_usage::convert::decimal::{Cents, Ratio};
+//!
+//! // 5 544 003 CPU-seconds in k-Hours: 5544003 / 60 / 60000 = 1.5400008333... -> "1.54"
+//! let amount = Ratio::new(5_544_003, 60 * 60_000).unwrap();
+//! assert_eq!(amount.round_cents().unwrap().to_string(), "1.54");
+//! // A tie goes to the even neighbour: 0.125 -> 0.12, 0.135 -> 0.14.
+//! assert_eq!(Ratio::new(125, 1000).unwrap().round_cents(), Some(Cents(12)));
+//! assert_eq!(Ratio::new(135, 1000).unwrap().round_cents(), Some(Cents(14)));
+//! ```
+
+use std::fmt;
+
+/// Greatest common divisor (Euclid); `gcd(0, n) == n`.
+pub fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// An exact fraction `num / den` with `den > 0`, always reduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ratio {
+    num: u128,
+    den: u128,
+}
+
+impl Ratio {
+    /// Zero.
+    pub const ZERO: Ratio = Ratio { num: 0, den: 1 };
+
+    /// `num / den`, reduced; `None` when `den` is 0.
+    pub fn new(num: u128, den: u128) -> Option<Ratio> {
+        if den == 0 {
+            return None;
+        }
+        let g = gcd(num, den);
+        Some(Ratio {
+            num: num / g,
+            den: den / g,
+        })
+    }
+
+    /// The whole number `n`.
+    pub fn from_int(n: u128) -> Ratio {
+        Ratio { num: n, den: 1 }
+    }
+
+    /// Numerator (of the reduced fraction).
+    pub fn numer(self) -> u128 {
+        self.num
+    }
+
+    /// Denominator (of the reduced fraction), never 0.
+    pub fn denom(self) -> u128 {
+        self.den
+    }
+
+    /// `1 / self`; `None` for zero.
+    pub fn recip(self) -> Option<Ratio> {
+        Ratio::new(self.den, self.num)
+    }
+
+    /// `self + other`, or `None` on overflow.
+    pub fn checked_add(self, other: Ratio) -> Option<Ratio> {
+        // a/b + c/d over the least common denominator l = b/g * d.
+        let g = gcd(self.den, other.den);
+        let l = (self.den / g).checked_mul(other.den)?;
+        let left = self.num.checked_mul(l / self.den)?;
+        let right = other.num.checked_mul(l / other.den)?;
+        Ratio::new(left.checked_add(right)?, l)
+    }
+
+    /// `self * other`, or `None` on overflow. Cross-reduces first, so a product whose reduced
+    /// form fits never overflows.
+    pub fn checked_mul(self, other: Ratio) -> Option<Ratio> {
+        if self.num == 0 || other.num == 0 {
+            return Some(Ratio::ZERO);
+        }
+        let g1 = gcd(self.num, other.den);
+        let g2 = gcd(other.num, self.den);
+        let num = (self.num / g1).checked_mul(other.num / g2)?;
+        let den = (self.den / g2).checked_mul(other.den / g1)?;
+        Some(Ratio { num, den })
+    }
+
+    /// Round to hundredths, half to even, exactly once. `None` only when the result has more
+    /// than 36 integer digits.
+    pub fn round_cents(self) -> Option<Cents> {
+        let (whole, mut rem) = (self.num / self.den, self.num % self.den);
+        let mut cents = whole.checked_mul(100)?;
+        // Two decimal digits by long division. `rem < den`, and `digit_step` never forms
+        // 10 * rem, so no denominator is too large.
+        let mut frac: u128 = 0;
+        for _ in 0..2 {
+            let (digit, next) = digit_step(rem, self.den);
+            frac = frac * 10 + digit;
+            rem = next;
+        }
+        cents = cents.checked_add(frac)?;
+        // What is left is rem / den of one cent: compare with a half without forming 2 * rem.
+        let rest = self.den - rem;
+        let up = rem > rest || (rem == rest && cents % 2 == 1);
+        if up {
+            cents = cents.checked_add(1)?;
+        }
+        Some(Cents(cents))
+    }
+}
+
+/// One step of long division: `(floor(10 r / d), 10 r mod d)` for `r < d`, by ten additions
+/// that each stay below `d`, so it works for any `d` up to `u128::MAX`.
+fn digit_step(r: u128, d: u128) -> (u128, u128) {
+    debug_assert!(r < d);
+    let (mut digit, mut acc) = (0u128, 0u128);
+    for _ in 0..10 {
+        // acc + r >= d  <=>  acc >= d - r (both sides stay in range).
+        if acc >= d - r {
+            acc -= d - r;
+            digit += 1;
+        } else {
+            acc += r;
+        }
+    }
+    (digit, acc)
+}
+
+/// An amount in hundredths, written with exactly two decimal places (`1234` is `12.34`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cents(pub u128);
+
+impl fmt::Display for Cents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(n: u128, d: u128) -> Ratio {
+        Ratio::new(n, d).unwrap()
+    }
+
+    fn cents(n: u128, d: u128) -> String {
+        r(n, d).round_cents().unwrap().to_string()
+    }
+
+    #[test]
+    fn fractions_stay_reduced() {
+        assert_eq!(r(6, 4), r(3, 2));
+        assert_eq!((r(6, 4).numer(), r(6, 4).denom()), (3, 2));
+        assert_eq!(Ratio::new(1, 0), None);
+        // 1/6 + 1/10 = 5/30 + 3/30 = 8/30 = 4/15
+        assert_eq!(r(1, 6).checked_add(r(1, 10)), Some(r(4, 15)));
+        // 4/9 * 3/8 = 12/72 = 1/6
+        assert_eq!(r(4, 9).checked_mul(r(3, 8)), Some(r(1, 6)));
+        assert_eq!(r(2, 3).recip(), Some(r(3, 2)));
+        assert_eq!(Ratio::ZERO.recip(), None);
+    }
+
+    #[test]
+    fn rounds_half_to_even_on_exact_ties_only() {
+        // x.xx5 exactly: 0.125 -> 0.12 (2 is even), 0.135 -> 0.14, 2.675 -> 2.68 (Python's float
+        // round gives 2.67 because 2.675 is stored as 2.67499999...).
+        assert_eq!(cents(125, 1000), "0.12");
+        assert_eq!(cents(135, 1000), "0.14");
+        assert_eq!(cents(2675, 1000), "2.68");
+        assert_eq!(cents(2665, 1000), "2.66");
+        // Just above / below a tie: 0.1250001 -> 0.13; 0.1249999 -> 0.12.
+        assert_eq!(cents(1_250_001, 10_000_000), "0.13");
+        assert_eq!(cents(1_249_999, 10_000_000), "0.12");
+        // 1/3 = 0.333.. -> 0.33; 2/3 = 0.666.. -> 0.67; 0.005 -> 0.00 (0 is even); 0.015 -> 0.02.
+        assert_eq!(cents(1, 3), "0.33");
+        assert_eq!(cents(2, 3), "0.67");
+        assert_eq!(cents(5, 1000), "0.00");
+        assert_eq!(cents(15, 1000), "0.02");
+        // 0.995 is a tie between 0.99 and 1.00: 100 is even, so it carries into the units.
+        assert_eq!(cents(995, 1000), "1.00");
+        assert_eq!(cents(0, 7), "0.00");
+        assert_eq!(cents(1200, 1), "1200.00");
+    }
+
+    #[test]
+    fn huge_denominators_round_without_overflow() {
+        // (MAX - 1) / MAX = 0.99999... -> 1.00; 1 / MAX -> 0.00; (MAX / 2) / MAX is just below
+        // one half (MAX is odd) -> 0.50.
+        let max = u128::MAX;
+        assert_eq!(cents(max - 1, max), "1.00");
+        assert_eq!(cents(1, max), "0.00");
+        assert_eq!(cents(max / 2, max), "0.50");
+        // 10 * r overflows here, digit_step must not: (MAX - 1) / MAX * 10 = 9.99.. -> digit 9.
+        assert_eq!(digit_step(max - 1, max), (9, max - 10));
+    }
+
+    #[test]
+    fn overflow_is_none_never_a_wrong_number() {
+        let big = Ratio::from_int(u128::MAX);
+        assert_eq!(big.checked_add(Ratio::from_int(1)), None);
+        assert_eq!(big.checked_mul(Ratio::from_int(2)), None);
+        // MAX * (1/3): cross-reduction keeps it exact (MAX is divisible by 3).
+        assert_eq!(
+            big.checked_mul(r(1, 3)),
+            Some(Ratio::from_int(u128::MAX / 3))
+        );
+        // More than 36 integer digits cannot be written as cents in a u128.
+        assert_eq!(big.round_cents(), None);
+        // 1/p + 1/q for two large coprime denominators overflows the common denominator.
+        assert_eq!(r(1, 1 << 100).checked_add(r(1, (1 << 100) - 1)), None);
+    }
+
+    #[test]
+    fn cents_print_two_places() {
+        assert_eq!(Cents(0).to_string(), "0.00");
+        assert_eq!(Cents(7).to_string(), "0.07");
+        assert_eq!(Cents(600_800).to_string(), "6008.00");
+    }
+}

@@ -1,0 +1,231 @@
+//! `usage-convert`: TRES x seconds (`tres` records) to Waldur component amounts (`usage`
+//! records), exactly.
+//!
+//! - [`decimal`]: exact fractions on `u128` and the one half-even rounding to hundredths;
+//! - [`mapping`]: the per-component rules built from `backend_components`;
+//! - [`convert_stream`] (here): the record stream: `tres` in, `usage` out, `period`,
+//!   `period_end` and unknown kinds passed through unchanged.
+//!
+//! Each `tres` record becomes exactly one `usage` record, so the `records` count of every
+//! `period_end` stays right. On any error the stream stops before the period's `period_end`,
+//! so a downstream stage can never take the period as complete.
+
+pub mod decimal;
+pub mod mapping;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::{self, BufRead, Write};
+
+use crate::records::{Record, RecordError, RecordReader, RecordWriter};
+
+pub use mapping::{ConvertError, Converter};
+
+/// What went wrong while converting a stream.
+#[derive(Debug)]
+pub enum StreamError {
+    /// The input could not be read, or a line is not a valid record.
+    Read(RecordError),
+    /// A record of a kind usage-convert cannot take (for example `usage`: already converted).
+    WrongKind {
+        /// 1-based input line.
+        line: usize,
+        /// Its `kind`.
+        kind: String,
+    },
+    /// A record could not be converted exactly.
+    Convert {
+        /// 1-based input line.
+        line: usize,
+        /// Why.
+        error: ConvertError,
+    },
+    /// Writing the output failed.
+    Write(io::Error),
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamError::Read(e) => write!(f, "{e}"),
+            StreamError::WrongKind { line, kind } => {
+                let why = match kind.as_str() {
+                    "usage" => "the input is already converted (run usage-convert once, on \
+                                slurm-usage's output)"
+                        .to_string(),
+                    "job" => "per-job audit records (slurm-usage --jobs) are not converted; run \
+                              slurm-usage without --jobs"
+                        .to_string(),
+                    "result" => "this is waldur-push output; usage-convert reads slurm-usage's \
+                                 `tres` records"
+                        .to_string(),
+                    other => format!("usage-convert reads `tres` records, not `{other}`"),
+                };
+                write!(f, "input line {line}: a `{kind}` record: {why}")
+            }
+            StreamError::Convert { line, error } => write!(f, "input line {line}: {error}"),
+            StreamError::Write(e) => write!(f, "writing records: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
+
+/// Counts of one run, for the summary log line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// `tres` records converted (= `usage` records written).
+    pub converted: u64,
+    /// `period_end` records passed on.
+    pub periods: u64,
+    /// Other records passed on unchanged (`period`, unknown kinds).
+    pub passed: u64,
+    /// TRES names seen in the input that no component reads (ignored).
+    pub unused_tres: BTreeSet<String>,
+    /// Periods that had records but no `period_end` by the end of the input: an upstream stage
+    /// failed or was cut short, and no consumer will take them as complete.
+    pub unterminated: BTreeSet<String>,
+}
+
+/// Convert every `tres` record read from `input` with `converter` and write the stream to
+/// `output`. Stops at the first error; what was written before it never includes the failing
+/// period's `period_end`.
+pub fn convert_stream<R: BufRead, W: Write>(
+    converter: &Converter,
+    input: R,
+    output: W,
+) -> Result<Stats, StreamError> {
+    let mut writer = RecordWriter::new(output);
+    let mut stats = Stats::default();
+    for item in RecordReader::new(input) {
+        let (line, record) = item.map_err(StreamError::Read)?;
+        let out = match record {
+            Record::Tres(tres) => {
+                for name in tres.tres_seconds.keys() {
+                    if !converter.uses(name) && !stats.unused_tres.contains(name) {
+                        stats.unused_tres.insert(name.clone());
+                    }
+                }
+                let usage = converter
+                    .convert(&tres)
+                    .map_err(|error| StreamError::Convert { line, error })?;
+                stats.converted += 1;
+                if !stats.unterminated.contains(&usage.period) {
+                    stats.unterminated.insert(usage.period.clone());
+                }
+                Record::Usage(usage)
+            }
+            Record::PeriodEnd(ref end) => {
+                stats.periods += 1;
+                stats.unterminated.remove(&end.period);
+                record
+            }
+            Record::Period(ref p) => {
+                stats.passed += 1;
+                stats.unterminated.insert(p.period.clone());
+                record
+            }
+            Record::Other { .. } => {
+                stats.passed += 1;
+                record
+            }
+            Record::Usage(_) | Record::Job(_) | Record::Result(_) => {
+                return Err(StreamError::WrongKind {
+                    line,
+                    kind: record.kind().to_string(),
+                });
+            }
+        };
+        writer.write(&out).map_err(StreamError::Write)?;
+    }
+    writer.flush().map_err(StreamError::Write)?;
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn converter() -> Converter {
+        let yaml = "offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    \
+                    waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n    \
+                    backend_components:\n      cpu: { unit_factor: 60 }\n";
+        let config = Config::parse(yaml, "t.yaml").unwrap();
+        Converter::new(config.offering(None).unwrap()).unwrap()
+    }
+
+    fn run(input: &str) -> (Result<Stats, StreamError>, String) {
+        let mut out = Vec::new();
+        let result = convert_stream(&converter(), input.as_bytes(), &mut out);
+        (result, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn converts_tres_and_passes_the_rest_through() {
+        let input = concat!(
+            r#"{"kind":"period","period":"2024-03","start":"2024-03-01T00:00:00Z","end":"2024-04-01T00:00:00Z","timezone":"UTC","index":1,"count":1,"closed":true}"#,
+            "\n",
+            r#"{"kind":"tres","period":"2024-03","account":"a","user":null,"jobs":1,"tres_seconds":{"cpu":7200,"energy":5}}"#,
+            "\n",
+            r#"{"kind":"future","x":1}"#,
+            "\n",
+            r#"{"kind":"period_end","period":"2024-03","records":1,"jobs":1,"lines":1,"skipped_lines":0}"#,
+            "\n",
+        );
+        let (stats, out) = run(input);
+        let stats = stats.unwrap();
+        assert_eq!((stats.converted, stats.periods, stats.passed), (1, 1, 2));
+        assert!(stats.unterminated.is_empty());
+        assert_eq!(
+            stats.unused_tres.into_iter().collect::<Vec<_>>(),
+            ["energy"]
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[0], input.lines().next().unwrap());
+        // 7200 CPU-seconds / 60 / 60 = 2 CPU-hours.
+        assert_eq!(
+            lines[1],
+            r#"{"kind":"usage","period":"2024-03","account":"a","user":null,"jobs":1,"components":{"cpu":"2.00"}}"#
+        );
+        assert_eq!(lines[2], r#"{"kind":"future","x":1}"#);
+        assert_eq!(lines[3], input.lines().nth(3).unwrap());
+    }
+
+    #[test]
+    fn periods_cut_short_upstream_are_named() {
+        let input = concat!(
+            r#"{"kind":"tres","period":"2024-02","account":"a","user":null,"jobs":1,"tres_seconds":{}}"#,
+            "\n",
+            r#"{"kind":"period_end","period":"2024-02","records":1,"jobs":1,"lines":1,"skipped_lines":0}"#,
+            "\n",
+            r#"{"kind":"tres","period":"2024-03","account":"a","user":null,"jobs":1,"tres_seconds":{}}"#,
+            "\n",
+        );
+        let (stats, _) = run(input);
+        assert_eq!(
+            stats.unwrap().unterminated.into_iter().collect::<Vec<_>>(),
+            ["2024-03"]
+        );
+    }
+
+    #[test]
+    fn converted_input_is_refused_with_its_line_and_no_period_end_follows() {
+        let input = concat!(
+            r#"{"kind":"tres","period":"2024-03","account":"a","user":null,"jobs":1,"tres_seconds":{}}"#,
+            "\n\n",
+            r#"{"kind":"usage","period":"2024-03","account":"a","user":null,"jobs":1,"components":{}}"#,
+            "\n",
+            r#"{"kind":"period_end","period":"2024-03","records":2,"jobs":1,"lines":1,"skipped_lines":0}"#,
+            "\n",
+        );
+        let (result, out) = run(input);
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "input line 3: a `usage` record: the input is already converted (run usage-convert \
+             once, on slurm-usage's output)"
+        );
+        assert!(!out.contains("period_end"), "{out}");
+    }
+}

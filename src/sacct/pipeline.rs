@@ -1,0 +1,297 @@
+//! The `slurm-usage` tool: periods in, records out.
+//!
+//! For each period: run sacct over its window (or read the saved `--input`), fold the lines,
+//! and write `period`, the `tres` (or `job`) records and `period_end`, all only after the whole
+//! input was read and sacct exited 0. A period that fails writes nothing, is reported on stderr
+//! with sacct's stderr, and the other periods still run; the exit status names the failure.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::cli::{Failure, exit};
+use crate::config::Compat;
+use crate::period;
+use crate::records::{PeriodEndRecord, PeriodRecord, Record, RecordReader, RecordWriter};
+
+use super::command::{RunError, SacctQuery, run_streaming};
+use super::line::{AccountFilter, Layout};
+use super::read::{PeriodData, ReadError, ReadOptions, read_period};
+
+/// Where a period's sacct lines come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Run sacct.
+    Sacct,
+    /// A saved sacct output file.
+    File(PathBuf),
+    /// Saved sacct output on stdin (`--input -`).
+    Stdin,
+}
+
+/// Everything `slurm-usage` needs besides the periods.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the lines come from.
+    pub source: Source,
+    /// Formula.
+    pub compat: Compat,
+    /// Which accounts are reported.
+    pub filter: AccountFilter,
+    /// `--accounts` for sacct, when given.
+    pub accounts: Option<Vec<String>>,
+    /// `--clusters` for sacct.
+    pub cluster: Option<String>,
+    /// The sacct program.
+    pub sacct: PathBuf,
+    /// Time zone of the configuration (periods are expected in it).
+    pub timezone: String,
+    /// sacct timeout.
+    pub timeout: Duration,
+    /// `--skip-bad-lines`.
+    pub skip_bad_lines: bool,
+    /// `--jobs`.
+    pub jobs: bool,
+    /// Columns of input without a header.
+    pub layout: Layout,
+    /// The clock.
+    pub now: Timestamp,
+}
+
+/// One period that produced no records.
+#[derive(Debug)]
+pub struct PeriodFailure {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// Exit status class.
+    pub code: u8,
+    /// Why.
+    pub message: String,
+}
+
+/// How a run went.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Periods written.
+    pub done: Vec<PeriodEndRecord>,
+    /// Periods that failed.
+    pub failed: Vec<PeriodFailure>,
+}
+
+impl Summary {
+    /// `Ok` when every period was written; else the first failure's exit status.
+    pub fn into_result(self) -> Result<(), Failure> {
+        let Some(first) = self.failed.first() else {
+            return Ok(());
+        };
+        let names: Vec<&str> = self.failed.iter().map(|f| f.period.as_str()).collect();
+        Err(Failure::new(
+            first.code,
+            anyhow::anyhow!(
+                "{} of {} periods failed and wrote no records: {}",
+                self.failed.len(),
+                self.failed.len() + self.done.len(),
+                names.join(", ")
+            ),
+        ))
+    }
+}
+
+impl Settings {
+    fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            compat: self.compat,
+            filter: self.filter.clone(),
+            skip_bad_lines: self.skip_bad_lines,
+            jobs: self.jobs,
+            layout: self.layout.clone(),
+        }
+    }
+
+    /// Read one period's lines from the configured source. Nothing is written.
+    pub fn collect(&self, p: &PeriodRecord) -> Result<PeriodData, PeriodFailure> {
+        let fail = |code: u8, message: String| PeriodFailure {
+            period: p.period.clone(),
+            code,
+            message: format!("period {}: {message}", p.period),
+        };
+        let opts = self.read_options();
+        let read_code = |e: &ReadError| match e {
+            ReadError::Io(_) => exit::IOERR,
+            _ => exit::DATAERR,
+        };
+        match &self.source {
+            Source::File(path) => {
+                let file = File::open(path).map_err(|e| {
+                    fail(
+                        exit::NOINPUT,
+                        format!("cannot open --input {}: {e}", path.display()),
+                    )
+                })?;
+                let reader = BufReader::with_capacity(256 * 1024, file);
+                read_period(reader, &p.period, &opts)
+                    .map_err(|e| fail(read_code(&e), format!("{}: {e}", path.display())))
+            }
+            Source::Stdin => {
+                let stdin = std::io::stdin().lock();
+                let reader = BufReader::with_capacity(256 * 1024, stdin);
+                read_period(reader, &p.period, &opts)
+                    .map_err(|e| fail(read_code(&e), format!("stdin: {e}")))
+            }
+            Source::Sacct => {
+                let window =
+                    period::window(p, self.now).map_err(|e| fail(exit::DATAERR, e.to_string()))?;
+                if p.timezone != self.timezone {
+                    crate::warn!(
+                        "period {}: computed in {} but the configuration says {}; querying sacct in {}",
+                        p.period,
+                        p.timezone,
+                        self.timezone,
+                        p.timezone
+                    );
+                }
+                if window.seconds() == 0 {
+                    crate::info!(
+                        "period {}: has not started yet at {}, nothing to query",
+                        p.period,
+                        self.now
+                    );
+                    return read_period(std::io::empty(), &p.period, &opts)
+                        .map_err(|e| fail(read_code(&e), e.to_string()));
+                }
+                let query = SacctQuery {
+                    program: self.sacct.clone(),
+                    compat: self.compat,
+                    cluster: self.cluster.as_deref(),
+                    accounts: self.accounts.as_deref(),
+                    start: &window.start,
+                    end: &window.end,
+                };
+                let inv = query.invocation();
+                crate::debug!("period {}: running {inv}", p.period);
+                match run_streaming(&inv, self.timeout, |r| read_period(r, &p.period, &opts)) {
+                    Ok((data, stderr)) => {
+                        for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+                            crate::warn!("period {}: sacct said: {line}", p.period);
+                        }
+                        Ok(data)
+                    }
+                    Err(e) => {
+                        let code = match &e {
+                            RunError::Unavailable { .. } => exit::UNAVAILABLE,
+                            RunError::Consume(r) => read_code(r),
+                            _ => exit::TEMPFAIL,
+                        };
+                        Err(fail(code, e.to_string()))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Collect and write one period.
+    pub fn process<W: Write>(
+        &self,
+        p: &PeriodRecord,
+        out: &mut RecordWriter<W>,
+    ) -> Result<Result<PeriodEndRecord, PeriodFailure>, Failure> {
+        let data = match self.collect(p) {
+            Ok(d) => d,
+            Err(f) => {
+                crate::error!("{}", f.message);
+                return Ok(Err(f));
+            }
+        };
+        let end = data
+            .write(Some(p), out)
+            .map_err(|e| Failure::new(exit::IOERR, anyhow::anyhow!("writing records: {e}")))?;
+        crate::info!(
+            "period {} ({}/{}): {} records, {} allocations in {} lines, {} skipped",
+            p.period,
+            p.index,
+            p.count,
+            end.records,
+            end.jobs,
+            end.lines,
+            end.skipped_lines
+        );
+        Ok(Ok(end))
+    }
+}
+
+/// Where the periods come from.
+#[derive(Debug, Clone)]
+pub enum Periods {
+    /// From the command line.
+    Given(Vec<PeriodRecord>),
+    /// `period` records on stdin; other records are passed through.
+    Stdin,
+}
+
+/// Run the tool over `periods`, writing to `stdout`.
+pub fn run<R: BufRead, W: Write>(
+    settings: &Settings,
+    periods: Periods,
+    stdin: R,
+    stdout: W,
+) -> Result<Summary, Failure> {
+    let mut out = RecordWriter::new(stdout);
+    let mut summary = Summary::default();
+    let io_fail =
+        |e: std::io::Error| Failure::new(exit::IOERR, anyhow::anyhow!("writing records: {e}"));
+    let handle = |p: &PeriodRecord,
+                  out: &mut RecordWriter<W>,
+                  summary: &mut Summary|
+     -> Result<(), Failure> {
+        match settings.process(p, out)? {
+            Ok(end) => summary.done.push(end),
+            Err(f) => summary.failed.push(f),
+        }
+        Ok(())
+    };
+    match periods {
+        Periods::Given(list) => {
+            for p in &list {
+                handle(p, &mut out, &mut summary)?;
+            }
+        }
+        Periods::Stdin => {
+            let records = RecordReader::new(stdin);
+            if settings.source != Source::Sacct {
+                // Saved input belongs to one period: read them all to know there is one.
+                let all = records
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Failure::new(exit::DATAERR, e))?;
+                let count = all
+                    .iter()
+                    .filter(|(_, r)| matches!(r, Record::Period(_)))
+                    .count();
+                if count != 1 {
+                    return Err(Failure::usage(format!(
+                        "--input holds the sacct output of one period, but stdin carried {count} \
+                         period records; give exactly one, or use --period YYYY-MM"
+                    )));
+                }
+                for (_, r) in all {
+                    match r {
+                        Record::Period(p) => handle(&p, &mut out, &mut summary)?,
+                        other => out.write(&other).map_err(io_fail)?,
+                    }
+                }
+            } else {
+                for item in records {
+                    let (_, r) = item.map_err(|e| Failure::new(exit::DATAERR, e))?;
+                    match r {
+                        Record::Period(p) => handle(&p, &mut out, &mut summary)?,
+                        other => out.write(&other).map_err(io_fail)?,
+                    }
+                }
+            }
+        }
+    }
+    out.flush().map_err(io_fail)?;
+    Ok(summary)
+}

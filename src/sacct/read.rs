@@ -1,0 +1,335 @@
+//! Reading one period's sacct output, streaming: header detection, the bad-line policy, and
+//! every allocation folded into an [`Aggregator`] (and, for `--jobs`, spooled as job records).
+//!
+//! Nothing is written while reading: the caller emits the period only once the whole stream was
+//! read and sacct exited 0, so a failed period leaves no records at all.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
+
+use crate::records::{JobRecord, PeriodEndRecord, PeriodRecord, Record, RecordWriter, TresRecord};
+
+use super::aggregate::{AggregateError, Aggregator, job_usage};
+use super::line::{
+    AccountFilter, Layout, LayoutError, LineParser, Parsed, header_names, is_header,
+    unsupported_format,
+};
+use crate::config::Compat;
+
+/// How to read a stream.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// Which formula: decides the TRES and elapsed columns.
+    pub compat: Compat,
+    /// Which accounts are ours.
+    pub filter: AccountFilter,
+    /// Count malformed lines in `skipped_lines` instead of failing the period.
+    pub skip_bad_lines: bool,
+    /// Keep one job record per allocation (`--jobs`).
+    pub jobs: bool,
+    /// The columns of a stream without a header line.
+    pub layout: Layout,
+}
+
+/// Reading failed; the period must not be emitted.
+#[derive(Debug)]
+pub enum ReadError {
+    /// A malformed line (and `--skip-bad-lines` was not given).
+    BadLine {
+        /// 1-based line number in the sacct output.
+        line: u64,
+        /// What is wrong.
+        reason: String,
+        /// The line, shortened to 300 characters.
+        content: String,
+    },
+    /// The whole input is in a style we cannot read (fixed width, JSON).
+    Unsupported(String),
+    /// The header line lacks columns we need.
+    Layout(LayoutError),
+    /// The sums of the period do not fit (impossible for real data; never clipped).
+    Aggregate(AggregateError),
+    /// Reading the stream or the job spool failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::BadLine {
+                line,
+                reason,
+                content,
+            } => write!(
+                f,
+                "sacct output line {line}: {reason}: {content:?} (use --skip-bad-lines to count \
+                 such lines and go on)"
+            ),
+            ReadError::Unsupported(what) => f.write_str(what),
+            ReadError::Layout(e) => write!(f, "sacct header line: {e}"),
+            ReadError::Aggregate(e) => write!(f, "summing the period: {e}"),
+            ReadError::Io(e) => write!(f, "reading sacct output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// Job records of a period, spooled to an unlinked temporary file so that a month of millions
+/// of jobs needs no memory and nothing reaches stdout before the period is known to be good.
+#[derive(Debug)]
+pub struct JobSpool {
+    file: BufWriter<File>,
+    count: u64,
+}
+
+impl JobSpool {
+    fn new() -> io::Result<JobSpool> {
+        let dir = std::env::temp_dir();
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for attempt in 0..100u32 {
+            let path = dir.join(format!(
+                "slurm-usage-jobs-{}-{stamp}-{attempt}",
+                std::process::id()
+            ));
+            match File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => {
+                    std::fs::remove_file(&path)?;
+                    return Ok(JobSpool {
+                        file: BufWriter::with_capacity(256 * 1024, file),
+                        count: 0,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("creating a spool file in {}: {e}", dir.display()),
+                    ));
+                }
+            }
+        }
+        Err(io::Error::other("could not create a unique spool file"))
+    }
+
+    fn push(&mut self, record: &Record) -> io::Result<()> {
+        self.file.write_all(record.to_json().as_bytes())?;
+        self.file.write_all(b"\n")?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Number of job records held.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// True when no job was spooled.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn replay<W: Write>(self, out: &mut RecordWriter<W>) -> io::Result<()> {
+        let mut file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.rewind()?;
+        for line in BufReader::with_capacity(256 * 1024, file).lines() {
+            let line = line?;
+            let record = Record::from_json(&line).map_err(io::Error::other)?;
+            out.write(&record)?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything read for one period, ready to be written.
+#[derive(Debug)]
+pub struct PeriodData {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// The `tres` records: account totals (exact sums of their users) and users, sorted.
+    records: Vec<TresRecord>,
+    /// Job records, with `--jobs`.
+    pub jobs: Option<JobSpool>,
+    /// Lines read, header excluded.
+    pub lines: u64,
+    /// Allocations counted.
+    pub allocations: u64,
+    /// Malformed lines skipped.
+    pub skipped_lines: u64,
+}
+
+impl PeriodData {
+    /// The `tres` records (with `--jobs` they are not written; the job records are).
+    pub fn tres_records(&self) -> &[TresRecord] {
+        &self.records
+    }
+
+    /// Write the period: `period` (when given), the data records, then `period_end`.
+    pub fn write<W: Write>(
+        self,
+        period: Option<&PeriodRecord>,
+        out: &mut RecordWriter<W>,
+    ) -> io::Result<PeriodEndRecord> {
+        if let Some(p) = period {
+            out.write(&Record::Period(p.clone()))?;
+        }
+        let records = match self.jobs {
+            Some(spool) => {
+                let n = spool.len();
+                spool.replay(out)?;
+                n
+            }
+            None => {
+                let n = self.records.len() as u64;
+                for r in self.records {
+                    out.write(&Record::Tres(r))?;
+                }
+                n
+            }
+        };
+        let end = PeriodEndRecord {
+            period: self.period,
+            records,
+            jobs: self.allocations,
+            lines: self.lines,
+            skipped_lines: self.skipped_lines,
+        };
+        out.write(&Record::PeriodEnd(end.clone()))?;
+        Ok(end)
+    }
+}
+
+/// How many skipped lines are named on stderr one by one before only counting.
+const WARN_LINES: u64 = 20;
+
+fn shorten(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    match text.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.into_owned(),
+    }
+}
+
+/// Read a whole sacct output stream as the data of `period`.
+pub fn read_period<R: BufRead>(
+    mut input: R,
+    period: &str,
+    opts: &ReadOptions,
+) -> Result<PeriodData, ReadError> {
+    let mut parser = LineParser::new(opts.layout.clone(), opts.filter.clone());
+    let mut aggregate = Aggregator::new();
+    let mut jobs = if opts.jobs {
+        Some(JobSpool::new()?)
+    } else {
+        None
+    };
+    let mut buf = Vec::with_capacity(1024);
+    let (mut number, mut lines, mut allocations, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    let mut first = true;
+    loop {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        number += 1;
+        let mut line = buf.as_slice();
+        line = line.strip_suffix(b"\n").unwrap_or(line);
+        line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        if first {
+            first = false;
+            if let Some(what) = unsupported_format(line) {
+                return Err(ReadError::Unsupported(what));
+            }
+            if is_header(line) {
+                let layout = Layout::from_names(&header_names(line), opts.compat)
+                    .map_err(ReadError::Layout)?;
+                parser.set_layout(layout);
+                continue;
+            }
+        }
+        lines += 1;
+        let outcome = match parser.parse(line) {
+            Ok(Parsed::Allocation(a)) => aggregate
+                .add(&a)
+                .map_err(|e: AggregateError| e.to_string())
+                .and_then(|()| match jobs.as_mut() {
+                    None => Ok(()),
+                    Some(spool) => {
+                        // Names were checked as UTF-8 by the aggregator just now.
+                        let record = Record::Job(JobRecord {
+                            period: period.to_string(),
+                            job_id: String::from_utf8_lossy(a.job_id).into_owned(),
+                            account: String::from_utf8_lossy(a.account).into_owned(),
+                            user: String::from_utf8_lossy(a.user).into_owned(),
+                            state: String::from_utf8_lossy(a.state).into_owned(),
+                            elapsed_seconds: a.seconds,
+                            tres_seconds: job_usage(&a),
+                        });
+                        spool.push(&record).map_err(|e| e.to_string())
+                    }
+                })
+                .map(|()| true),
+            Ok(Parsed::Step | Parsed::OtherAccount) => Ok(false),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(true) => allocations += 1,
+            Ok(false) => {}
+            Err(reason) if opts.skip_bad_lines => {
+                skipped += 1;
+                if skipped <= WARN_LINES {
+                    crate::warn!(
+                        "period {period}: skipping sacct output line {number}: {reason}: {:?}",
+                        shorten(line)
+                    );
+                } else if skipped == WARN_LINES + 1 {
+                    crate::warn!(
+                        "period {period}: more bad lines follow; only their count is kept"
+                    );
+                }
+            }
+            Err(reason) => {
+                return Err(ReadError::BadLine {
+                    line: number,
+                    reason,
+                    content: shorten(line),
+                });
+            }
+        }
+    }
+    if skipped > 0 {
+        crate::warn!("period {period}: skipped {skipped} malformed sacct output lines");
+    }
+    if let Some(spool) = jobs.as_mut() {
+        spool.file.flush()?;
+    }
+    let records = aggregate
+        .records(period, parser.table())
+        .map_err(ReadError::Aggregate)?;
+    Ok(PeriodData {
+        period: period.to_string(),
+        records,
+        jobs,
+        lines,
+        allocations,
+        skipped_lines: skipped,
+    })
+}

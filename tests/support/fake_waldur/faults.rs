@@ -1,0 +1,132 @@
+//! Injected faults: per endpoint (method + substring of the request target), N times.
+
+use std::time::Duration;
+
+use super::http::{Outcome, Response};
+
+/// A fault that fires on the next `times` requests that match.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// Only requests with this method (case-insensitive); `None` matches every method.
+    pub method: Option<String>,
+    /// Substring of the request target (path and query string) that selects the endpoint;
+    /// `""` matches every request.
+    pub path_contains: String,
+    /// What happens.
+    pub kind: FaultKind,
+    /// How many matching requests it affects; it is consumed as it fires.
+    pub times: u32,
+}
+
+impl Fault {
+    /// A fault on `method` requests whose target contains `path_contains`, firing once.
+    pub fn new(method: &str, path_contains: &str, kind: FaultKind) -> Fault {
+        Fault {
+            method: Some(method.to_string()),
+            path_contains: path_contains.to_string(),
+            kind,
+            times: 1,
+        }
+    }
+
+    /// The same fault firing `times` times.
+    pub fn times(mut self, times: u32) -> Fault {
+        self.times = times;
+        self
+    }
+
+    fn matches(&self, method: &str, target: &str) -> bool {
+        self.times > 0
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && target.contains(&self.path_contains)
+    }
+}
+
+/// The kinds of trouble the fake can simulate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultKind {
+    /// Answer with this status without touching state (5xx get an HTML body like a proxy or
+    /// Django's error page, others a DRF `{"detail": ...}` body).
+    Status(u16),
+    /// 429 with `Retry-After` and DRF's throttle body, without touching state.
+    TooManyRequests {
+        /// Value of `Retry-After`, seconds.
+        retry_after_secs: u64,
+    },
+    /// Sleep this long, then handle the request normally (the server still applies it: a
+    /// client that timed out cannot know whether its POST landed).
+    Delay(Duration),
+    /// Close the connection without answering, without touching state. Logged as status 0.
+    Reset,
+    /// 200 with a body that is not JSON (claiming `application/json`), without touching state.
+    Garbage,
+}
+
+/// What the server does about a request after consulting the faults.
+pub enum Decision {
+    /// No fault: handle normally.
+    Proceed,
+    /// Sleep, then handle normally.
+    DelayThenProceed(Duration),
+    /// Give this outcome instead of handling; `status` is what the log records.
+    Replace { outcome: Outcome, status: u16 },
+}
+
+/// Consumes the first fault that matches and says what to do.
+pub fn decide(faults: &mut Vec<Fault>, method: &str, target: &str) -> Decision {
+    let Some(i) = faults.iter().position(|f| f.matches(method, target)) else {
+        return Decision::Proceed;
+    };
+    faults[i].times -= 1;
+    let kind = faults[i].kind.clone();
+    if faults[i].times == 0 {
+        faults.remove(i);
+    }
+    match kind {
+        FaultKind::Delay(d) => Decision::DelayThenProceed(d),
+        FaultKind::Reset => Decision::Replace {
+            outcome: Outcome::Reset,
+            status: 0,
+        },
+        FaultKind::Garbage => Decision::Replace {
+            outcome: Outcome::Respond(Response {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: b"<html><body>upstream sent garbage {\"truncated\": ".to_vec(),
+                head_only: false,
+            }),
+            status: 200,
+        },
+        FaultKind::TooManyRequests { retry_after_secs } => Decision::Replace {
+            outcome: Outcome::Respond(
+                Response::json(
+                    429,
+                    &serde_json::json!({
+                        "detail": format!("Request was throttled. Expected available in {retry_after_secs} seconds.")
+                    }),
+                )
+                .with_header("Retry-After", retry_after_secs.to_string()),
+            ),
+            status: 429,
+        },
+        FaultKind::Status(status) if status >= 500 => Decision::Replace {
+            outcome: Outcome::Respond(Response {
+                status,
+                headers: vec![("Content-Type".into(), "text/html".into())],
+                body: format!("<h1>Server Error ({status})</h1>").into_bytes(),
+                head_only: false,
+            }),
+            status,
+        },
+        FaultKind::Status(status) => Decision::Replace {
+            outcome: Outcome::Respond(Response::json(
+                status,
+                &serde_json::json!({"detail": format!("Injected fault: status {status}.")}),
+            )),
+            status,
+        },
+    }
+}
