@@ -67,8 +67,8 @@ fn job_seconds(rows: &[Row], id: &str) -> u128 {
     rows.iter().find(|r| r.job == id).map_or(0, |r| r.elapsed)
 }
 
-/// The `tres` records of a slurm-usage output, keyed like the oracle, every configured TRES
-/// present (a missing one is 0). Also checks that the stream closed its period.
+/// The `tres` records of a slurm-usage output, keyed like the oracle, with the configured TRES
+/// they carry. Also checks that the stream closed its period.
 fn tres_of(output: &[u8]) -> BTreeMap<Key, Usage> {
     let records = pipeline::records(output);
     assert!(
@@ -79,10 +79,8 @@ fn tres_of(output: &[u8]) -> BTreeMap<Key, Usage> {
     let mut out = BTreeMap::new();
     for record in records {
         if let Record::Tres(t) = record {
-            let seconds = pipeline::tres_names()
-                .into_iter()
-                .map(|n| (n.to_string(), t.tres_seconds.get(n).copied().unwrap_or(0)))
-                .collect();
+            let mut seconds = t.tres_seconds.clone();
+            seconds.retain(|name, _| pipeline::tres_names().contains(&name.as_str()));
             let old = out.insert(
                 (t.account.clone(), t.user.clone()),
                 Usage {
@@ -101,19 +99,24 @@ fn tres_of(output: &[u8]) -> BTreeMap<Key, Usage> {
     out
 }
 
-/// The oracle's TRES x seconds converted to Waldur amounts, keyed like usage records.
+/// The oracle's TRES x seconds converted to Waldur amounts, keyed like usage records: account
+/// totals carry every component ("0.00" when unused), users the components whose TRES they had.
 fn expected_amounts(expected: &BTreeMap<Key, Usage>) -> BTreeMap<Key, BTreeMap<String, String>> {
     expected
         .iter()
         .map(|(key, usage)| {
             let amounts = pipeline::COMPONENTS
                 .iter()
-                .map(|(name, _, mantissa, scale)| {
-                    let seconds = usage.seconds[*name];
-                    (
+                .filter_map(|(name, _, mantissa, scale)| {
+                    let seconds = match (usage.seconds.get(*name), &key.1) {
+                        (Some(s), _) => *s,
+                        (None, None) => 0,
+                        (None, Some(_)) => return None,
+                    };
+                    Some((
                         name.to_string(),
                         oracle::waldur_amount(seconds, *mantissa, *scale),
-                    )
+                    ))
                 })
                 .collect();
             (key.clone(), amounts)
@@ -243,7 +246,12 @@ fn split_window_parts_add_up_to_the_whole() {
     // the whole, so job counts are not additive and are not compared here).
     for (key, total) in &whole {
         for (name, seconds) in &total.seconds {
-            let part = |m: &BTreeMap<Key, Usage>| m.get(key).map_or(0, |u| u.seconds[name]);
+            let part = |m: &BTreeMap<Key, Usage>| {
+                m.get(key)
+                    .and_then(|u| u.seconds.get(name))
+                    .copied()
+                    .unwrap_or(0)
+            };
             assert_eq!(
                 part(&first) + part(&second),
                 *seconds,

@@ -345,25 +345,26 @@ pub fn is_final(state: &str) -> bool {
     .any(|s| state.starts_with(s))
 }
 
-/// Waits until accounting holds every allocation of `jobs`, each in its expected outcome
-/// (accounting lags the queue: real-slurm.md gotcha 4), and returns the rows.
+/// Waits until accounting holds every allocation of `jobs` as submitted (name, user, account)
+/// and in its expected outcome, and returns the rows. Accounting lags the queue (real-slurm.md
+/// gotcha 4), and a row can first show up incomplete: a cancelled job was seen once named
+/// `allocation` for a moment.
 pub fn wait_accounted(jobs: &[Job], limit: Duration) -> Result<Vec<Accounted>, String> {
     let want: usize = jobs.iter().map(|j| j.allocations).sum();
     let mut last = Vec::new();
     let result = wait_until(
         limit,
-        "accounting to hold every job in its final state",
+        "accounting to hold every job as submitted, in its expected outcome",
         || {
             let rows = accounted(jobs)?;
             let done = rows.len() == want
                 && rows.iter().all(|r| {
                     let job = owner(jobs, r);
                     job.is_some_and(|j| {
-                        if j.outcome == "RUNNING" {
-                            r.state == "RUNNING"
-                        } else {
-                            is_final(&r.state)
-                        }
+                        r.state.starts_with(j.outcome)
+                            && (j.outcome == "RUNNING" || is_final(&r.state))
+                            && (r.name.as_str(), r.user.as_str(), r.account.as_str())
+                                == (j.name, j.user, j.account)
                     })
                 });
             last = rows.clone();
