@@ -132,6 +132,24 @@ pub struct ResultRecord {
     /// Why, when it was not a plain update.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The component, when the result is about one component (a held-back decrease, the
+    /// per-user usage of one component).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+    /// The request that would be sent (`--dry-run`, `--offline`). Never holds credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestRecord>,
+}
+
+/// An HTTP request as shown in a `result` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// `POST`.
+    pub method: String,
+    /// Path from the installation root, e.g. `/api/marketplace-component-usages/set_usage/`.
+    pub path: String,
+    /// The JSON body.
+    pub body: serde_json::Value,
 }
 
 /// Reads an `Option` field that must be present, though it may be `null`: a record that lacks

@@ -1,16 +1,296 @@
-//! `waldur-push`: not implemented yet; see its issue.
+//! `waldur-push`: submit usage records to Waldur, only what changed, never a partial month.
 
-use waldur_usage::cli::{self, Failure};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
-#[derive(argh::FromArgs)]
-/// Not implemented yet.
-struct Args {}
+use argh::FromArgs;
+use waldur_usage::cli::{self, ExitWith, Failure, exit};
+use waldur_usage::config::{self, Config};
+use waldur_usage::records::RecordWriter;
+use waldur_usage::waldur::auth::{self, TokenSources};
+use waldur_usage::waldur::http::{Client, ClientOptions, RetryPolicy};
+use waldur_usage::waldur::push::{self, PushOptions, Pusher};
+use waldur_usage::waldur::url::ApiBase;
+use waldur_usage::waldur::{check, register};
+use waldur_usage::{info, warn};
 
-fn run(_args: Args) -> Result<(), Failure> {
-    Err(Failure::new(
-        cli::exit::SOFTWARE,
-        anyhow::anyhow!("waldur-push is not implemented yet"),
-    ))
+#[derive(FromArgs)]
+#[argh(
+    description = "Submit usage records to Waldur: only what changed, never a partial month.\n\n\
+    Reads usage records (from usage-convert) on stdin. A period is acted on only after its\n\
+    period_end arrived with the announced number of records; a stream cut short submits\n\
+    nothing of the cut period and exits non-zero. Per period it reads what Waldur holds for\n\
+    the whole offering and POSTs only resources whose values differ (set_usage), then per\n\
+    component the per-user values that differ (set_user_usages, or set_user_usage per user\n\
+    on an older Waldur). A value lower than Waldur's is held back unless --allow-decrease.\n\
+    Past (closed) months need --staff and a staff token. Writes one result record per\n\
+    decision on stdout and a summary line per period on stderr.",
+    example = "\
+    month-split -c cfg.yaml --current --previous 1 | slurm-usage -c cfg.yaml \\\n      | usage-convert -c cfg.yaml | {command_name} -c cfg.yaml\n\
+    ... | {command_name} -c cfg.yaml --staff --token-file /run/keys/staff-token\n\
+    ... | {command_name} -c cfg.yaml --dry-run | jq -c 'select(.status==\"dry_run\") | .request'\n\
+    {command_name} -c cfg.yaml --offline < usage.jsonl\n\
+    {command_name} -c cfg.yaml --check",
+    note = "The token comes from, in order: --token (warns: ps shows it), --token-file,\n\
+    $CREDENTIALS_DIRECTORY/waldur-api-token, $WALDUR_API_TOKEN, waldur_api_token in the\n\
+    config, or OIDC client credentials in the config. It is never printed.\n\
+    Plain http is refused except for loopback hosts or with --allow-insecure-http.",
+    error_code(64, "bad command line"),
+    error_code(
+        65,
+        "bad or incomplete input: nothing of the affected periods was sent"
+    ),
+    error_code(69, "--check found problems"),
+    error_code(75, "Waldur unavailable (5xx, 429, timeouts): try again later"),
+    error_code(76, "Waldur refused a request (4xx)"),
+    error_code(77, "token refused, missing, or not staff with --staff"),
+    error_code(78, "configuration error")
+)]
+struct Args {
+    /// the waldur-site-agent config (default /etc/waldur/waldur-site-agent-config.yaml)
+    #[argh(option, short = 'c')]
+    config: Option<PathBuf>,
+
+    /// the offering to report (name or UUID) when the config has several
+    #[argh(option)]
+    offering: Option<String>,
+
+    /// read the API token from this file
+    #[argh(option)]
+    token_file: Option<PathBuf>,
+
+    /// the API token itself (visible to other users in ps: prefer --token-file)
+    #[argh(option)]
+    token: Option<String>,
+
+    /// the token is a staff token: allow past (closed) months, checked against users/me
+    #[argh(switch)]
+    staff: bool,
+
+    /// send values lower than what Waldur holds (held back and reported by default)
+    #[argh(switch)]
+    allow_decrease: bool,
+
+    /// read from Waldur but send nothing; print the POSTs as result records with status dry_run
+    #[argh(switch)]
+    dry_run: bool,
+
+    /// no network at all: print the payloads per account
+    #[argh(switch)]
+    offline: bool,
+
+    /// check token, offering, components, resources, offering users and clock skew, then exit
+    #[argh(switch)]
+    check: bool,
+
+    /// POST requests in flight at once (default 4)
+    #[argh(option, default = "4")]
+    concurrency: usize,
+
+    /// timeout of one HTTP attempt in seconds (default 60)
+    #[argh(option, default = "Seconds(60.0)")]
+    timeout: Seconds,
+
+    /// retries of a failed request: 5xx, 429, connection errors, timeouts (default 6)
+    #[argh(option, default = "6")]
+    retries: u32,
+
+    /// longest wait between retries in seconds (default 30)
+    #[argh(option, default = "Seconds(30.0)")]
+    retry_max_delay: Seconds,
+
+    /// allow plain http to a host that is not a loopback address
+    #[argh(switch)]
+    allow_insecure_http: bool,
+
+    /// do not register the agent identity in Waldur
+    #[argh(switch)]
+    no_register: bool,
+
+    /// the current time, RFC 3339 (for tests and reruns; default: the clock)
+    #[argh(option)]
+    now: Option<String>,
+
+    /// log level: error, warning, info or debug (default info)
+    #[argh(option)]
+    log_level: Option<String>,
+
+    /// print the version and exit
+    #[argh(switch)]
+    #[allow(dead_code)] // handled by cli::main before parsing
+    version: bool,
+}
+
+/// A positive number of seconds, fractions allowed.
+#[derive(Debug, Clone, Copy)]
+struct Seconds(f64);
+
+impl FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 && v <= 86_400.0 => Ok(Seconds(v)),
+            _ => Err(format!("expected seconds (0 to 86400), found {s:?}")),
+        }
+    }
+}
+
+impl Seconds {
+    fn duration(self) -> Duration {
+        Duration::from_secs_f64(self.0)
+    }
+}
+
+fn run(args: Args) -> Result<(), Failure> {
+    cli::init_logging(args.log_level.as_deref(), None)?;
+    let modes = [args.dry_run, args.offline, args.check]
+        .iter()
+        .filter(|m| **m)
+        .count();
+    if modes > 1 {
+        return Err(Failure::usage(
+            "--dry-run, --offline and --check exclude each other",
+        ));
+    }
+    if !(1..=64).contains(&args.concurrency) {
+        return Err(Failure::usage("--concurrency: expected 1 to 64"));
+    }
+    if args.timeout.0 <= 0.0 {
+        return Err(Failure::usage("--timeout: expected more than 0 seconds"));
+    }
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let config = Config::load(&path).exit_with(exit::CONFIG)?;
+    cli::init_logging(args.log_level.as_deref(), config.log_level.as_deref())?;
+    let offering = config
+        .offering(args.offering.as_deref())
+        .exit_with(exit::CONFIG)?;
+    let timezone = jiff::tz::TimeZone::get(&config.timezone).exit_with(exit::CONFIG)?;
+    let now = match &args.now {
+        Some(text) => text
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| Failure::usage(format!("--now {text:?}: {e}")))?,
+        None => jiff::Timestamp::now(),
+    };
+    let stdin = std::io::stdin();
+    if args.offline {
+        let configured = offering.components.keys().cloned().collect();
+        return stream(stdin.lock(), |usage| {
+            push::offline_period(usage, &configured, &timezone, now)
+        });
+    }
+    let base = ApiBase::parse(&offering.waldur_api_url, args.allow_insecure_http).map_err(|e| {
+        Failure::new(
+            exit::CONFIG,
+            anyhow::anyhow!("{}: waldur_api_url: {e}", config.file),
+        )
+    })?;
+    if !base.is_https() && !base.is_loopback() {
+        warn!(
+            "plain http to {}: the token travels unencrypted",
+            base.root()
+        );
+    }
+    let sources = TokenSources {
+        token_arg: args.token.as_deref(),
+        token_file: args.token_file.as_deref(),
+        credentials_directory: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        env_token: std::env::var("WALDUR_API_TOKEN").ok(),
+        config_token: offering.waldur_api_token.as_ref(),
+        config_readable_by_others: config.readable_by_others,
+        config_file: &config.file,
+        oidc: offering.oidc.as_ref(),
+    };
+    let resolved = auth::resolve(&sources).map_err(|e| Failure::new(e.exit_code(), e))?;
+    for w in &resolved.warnings {
+        warn!("{w}");
+    }
+    if !offering.verify_ssl {
+        warn!(
+            "verify_ssl is false for offering {:?}: TLS certificates are NOT checked, so anyone \
+             on the network path can read the token and change what is sent",
+            offering.name
+        );
+    }
+    let options = ClientOptions {
+        timeout: args.timeout.duration(),
+        retry: RetryPolicy {
+            retries: args.retries,
+            max_delay: args.retry_max_delay.duration(),
+            base_delay: Duration::from_millis(500).min(args.retry_max_delay.duration()),
+            ..RetryPolicy::default()
+        },
+        verify_tls: offering.verify_ssl,
+        proxy: config.global_proxy.clone(),
+        connections: args.concurrency,
+        allow_insecure_http: args.allow_insecure_http,
+    };
+    let client = Client::new(base, resolved.credential, options)
+        .map_err(|e| Failure::new(exit::CONFIG, anyhow::anyhow!(e)))?;
+    if args.check {
+        let mut out = std::io::stdout().lock();
+        let problems =
+            check::run(&client, offering, &resolved.source, &mut out).exit_with(exit::IOERR)?;
+        if problems > 0 {
+            return Err(Failure::new(
+                exit::UNAVAILABLE,
+                anyhow::anyhow!("--check found {problems} problem(s)"),
+            ));
+        }
+        return Ok(());
+    }
+    if std::io::stdin().is_terminal() {
+        info!("reading usage records from the terminal; pipe usage-convert into me");
+    }
+    let push_options = PushOptions {
+        staff: args.staff,
+        allow_decrease: args.allow_decrease,
+        dry_run: args.dry_run,
+        concurrency: args.concurrency,
+        now,
+        timezone: timezone.clone(),
+    };
+    let pusher = Pusher::connect(&client, offering, push_options)
+        .map_err(|e| Failure::new(e.exit_code(), e))?;
+    if !args.no_register && !args.dry_run {
+        match register::register(&client, pusher.offering_uuid(), &now.to_string()) {
+            Ok(r) if r.identity_written || r.service_written => {
+                info!("registered the agent identity in Waldur")
+            }
+            Ok(_) => {}
+            Err(e) => warn!("registering the agent identity failed (usage is still sent): {e}"),
+        }
+    }
+    let result = stream(stdin.lock(), |usage| pusher.push_period(usage));
+    info!(
+        "{} requests to Waldur ({} POST/PUT)",
+        client.request_count(),
+        client.post_count()
+    );
+    result
+}
+
+fn stream(
+    input: impl BufRead,
+    submit: impl FnMut(&waldur_usage::waldur::input::PeriodUsage) -> push::PeriodOutcome,
+) -> Result<(), Failure> {
+    let mut out = RecordWriter::new(std::io::stdout().lock());
+    let outcome = push::run_stream(input, &mut out, submit).exit_with(exit::IOERR)?;
+    if outcome.periods == 0 && outcome.exit.is_none() {
+        warn!("the input held no complete period; nothing was sent");
+    }
+    match outcome.exit {
+        None => Ok(()),
+        Some(code) => Err(Failure::new(
+            code,
+            anyhow::anyhow!("not everything was submitted; see the lines above"),
+        )),
+    }
 }
 
 fn main() -> std::process::ExitCode {

@@ -1,0 +1,567 @@
+//! The HTTP layer: one ureq agent (keep-alive, timeouts, system trust store, proxy), the
+//! `Authorization` header, retries with capped exponential backoff, and `Link`-header
+//! pagination.
+//!
+//! Retried: 5xx, 429 (waiting what `Retry-After` says), connection errors, timeouts, and
+//! unreadable success bodies. Never retried: other 4xx, whose message is shown. POSTs are
+//! retried too: every Waldur usage POST replaces the stored value with the same value, so a
+//! repeat cannot double count.
+//!
+//! Once a request has used up its retries on an outage (5xx, 429, transport), the client stops
+//! sending: every later request fails at once with the same cause, so a run against a dead
+//! server ends in seconds instead of retrying thousands of POSTs one by one.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use ureq::http::HeaderMap;
+
+use super::auth::{Credential, token_header};
+use super::error::{ApiError, server_message};
+use super::url::{ApiBase, Query};
+use crate::config::Secret;
+use crate::{debug, warn};
+
+/// The `User-Agent` header.
+pub const USER_AGENT: &str = concat!("waldur-usage/", env!("CARGO_PKG_VERSION"));
+
+/// Page size asked for in every list (Waldur's maximum).
+pub const PAGE_SIZE: u32 = 300;
+
+/// When and how long to wait before trying a request again.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Wait before the first retry; doubles each time.
+    pub base_delay: Duration,
+    /// Longest wait between two attempts (a server's `Retry-After` may ask for more, within
+    /// the budget).
+    pub max_delay: Duration,
+    /// A request gives up when the next attempt would start later than this after its first.
+    pub budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 6,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            budget: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1-based): `base * 2^(retry-1)` capped at
+    /// `max_delay`, with jitter spreading it over its upper half.
+    pub fn backoff(&self, retry: u32, random: u64) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+        let cap = exp.min(self.max_delay);
+        let half = cap / 2;
+        let spread = half.as_nanos() as u64;
+        let jitter = if spread == 0 {
+            0
+        } else {
+            random % (spread + 1)
+        };
+        half + Duration::from_nanos(jitter)
+    }
+}
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Overall timeout of one attempt (connect, send, receive).
+    pub timeout: Duration,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Verify TLS certificates (config `verify_ssl`).
+    pub verify_tls: bool,
+    /// Proxy URL (config `global_proxy`); `None` uses `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`
+    /// and `NO_PROXY`.
+    pub proxy: Option<String>,
+    /// Connections kept alive (at least the number of parallel requests).
+    pub connections: usize,
+    /// Plain http to a non-loopback host is allowed (also for the OIDC token URL).
+    pub allow_insecure_http: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+            verify_tls: true,
+            proxy: None,
+            connections: 4,
+            allow_insecure_http: false,
+        }
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status (2xx).
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// The body as text (empty for the 201 answers of usage POSTs).
+    pub body: String,
+}
+
+impl Reply {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// The Waldur HTTP client.
+pub struct Client {
+    agent: ureq::Agent,
+    base: ApiBase,
+    credential: Credential,
+    options: ClientOptions,
+    requests: AtomicU64,
+    posts: AtomicU64,
+    broken: Mutex<Option<ApiError>>,
+}
+
+impl Client {
+    /// Build the client. Fails only on a bad proxy URL.
+    pub fn new(
+        base: ApiBase,
+        credential: Credential,
+        options: ClientOptions,
+    ) -> Result<Client, String> {
+        use ureq::tls::{RootCerts, TlsConfig};
+        let tls = TlsConfig::builder()
+            .root_certs(RootCerts::PlatformVerifier)
+            .disable_verification(!options.verify_tls)
+            .build();
+        let mut config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(USER_AGENT)
+            .accept("application/json")
+            .max_redirects(0)
+            .timeout_global(Some(options.timeout))
+            .timeout_connect(Some(options.timeout.min(Duration::from_secs(15))))
+            .max_idle_connections(options.connections.max(1) + 2)
+            .max_idle_connections_per_host(options.connections.max(1) + 2)
+            .max_idle_age(Duration::from_secs(30))
+            .tls_config(tls);
+        if let Some(proxy) = &options.proxy {
+            let p = ureq::Proxy::new(proxy)
+                .map_err(|e| format!("global_proxy {proxy:?} is not usable: {e}"))?;
+            config = config.proxy(Some(p));
+        }
+        Ok(Client {
+            agent: config.build().new_agent(),
+            base,
+            credential,
+            options,
+            requests: AtomicU64::new(0),
+            posts: AtomicU64::new(0),
+            broken: Mutex::new(None),
+        })
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &ApiBase {
+        &self.base
+    }
+
+    /// Requests sent so far (every attempt counts).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// POST and PUT requests sent so far (every attempt counts).
+    pub fn post_count(&self) -> u64 {
+        self.posts.load(Ordering::Relaxed)
+    }
+
+    /// GET an endpoint (relative to `/api/`).
+    pub fn get(&self, path: &str, query: &Query) -> Result<Reply, ApiError> {
+        self.send("GET", path, query, None, |_| Ok(()))
+            .map(|(reply, ())| reply)
+    }
+
+    /// GET an endpoint and decode its JSON body.
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Query,
+    ) -> Result<(T, Reply), ApiError> {
+        self.send("GET", path, query, None, |reply| {
+            serde_json::from_str::<T>(&reply.body).map_err(|e| e.to_string())
+        })
+        .map(|(reply, value)| (value, reply))
+    }
+
+    /// GET every page of a list, following `Link: rel="next"` (only its `page` value is taken,
+    /// so the next request goes to the configured base URL with the same parameters).
+    pub fn list<T: DeserializeOwned>(&self, path: &str, query: &Query) -> Result<Vec<T>, ApiError> {
+        let mut query = query.clone();
+        query.set("page_size", PAGE_SIZE.to_string());
+        let mut items = Vec::new();
+        let mut page: u64 = 1;
+        loop {
+            if page > 1 {
+                query.set("page", page.to_string());
+            }
+            let (mut batch, reply) = self.get_json::<Vec<T>>(path, &query)?;
+            items.append(&mut batch);
+            match next_page(reply.header("link")) {
+                Some(next) if next > page => page = next,
+                Some(next) => {
+                    return Err(ApiError::Decode {
+                        method: "GET".into(),
+                        path: self.display_path(path),
+                        detail: format!(
+                            "the Link header points back to page {next} from page {page}"
+                        ),
+                    });
+                }
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// POST a JSON body.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ApiError> {
+        let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+        self.send("POST", path, &Query::new(), Some(&bytes), |_| Ok(()))
+            .map(|(reply, ())| reply)
+    }
+
+    /// POST a JSON body to an endpoint that answers 201 Created (the usage POSTs). Any other
+    /// success status (a proxy's 200 page) is treated as not applied and retried: the usage
+    /// POSTs replace values, so sending them again is safe.
+    pub fn post_created(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ApiError> {
+        let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+        self.send("POST", path, &Query::new(), Some(&bytes), |reply| {
+            if reply.status == 201 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "status {} instead of 201 Created, so the usage may not be stored",
+                    reply.status
+                ))
+            }
+        })
+        .map(|(reply, ())| reply)
+    }
+
+    /// PUT a JSON body.
+    pub fn put(&self, path: &str, body: &serde_json::Value) -> Result<Reply, ApiError> {
+        let bytes = serde_json::to_vec(body).expect("JSON values serialize");
+        self.send("PUT", path, &Query::new(), Some(&bytes), |_| Ok(()))
+            .map(|(reply, ())| reply)
+    }
+
+    /// `/api/<path>`, for messages.
+    pub fn display_path(&self, path: &str) -> String {
+        format!("/api/{}", path.trim_start_matches('/'))
+    }
+
+    fn send<T>(
+        &self,
+        method: &str,
+        path: &str,
+        query: &Query,
+        body: Option<&[u8]>,
+        accept: impl Fn(&Reply) -> Result<T, String>,
+    ) -> Result<(Reply, T), ApiError> {
+        let shown = self.display_path(path);
+        if let Some(cause) = self
+            .broken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(ApiError::Transport {
+                method: method.into(),
+                path: shown,
+                detail: format!("not sent: Waldur is unavailable ({})", cause.short()),
+                attempts: 0,
+            });
+        }
+        let mut url = self.base.endpoint(path);
+        let encoded = query.encode();
+        if !encoded.is_empty() {
+            url.push('?');
+            url.push_str(&encoded);
+        }
+        let started = Instant::now();
+        let policy = self.options.retry;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let t0 = Instant::now();
+            let outcome = self.once(method, &url, body);
+            let elapsed = t0.elapsed().as_millis();
+            // What to do: Ok(done), Err((error, retryable, requested wait)).
+            let failure: (ApiError, bool, Option<Duration>) = match outcome {
+                Err(Attempt::Credentials(e)) => return Err(e),
+                Err(Attempt::Transport(e)) => {
+                    debug!("{method} {shown}: {} ({elapsed} ms)", describe(&e));
+                    let retryable = transport_retryable(&e);
+                    (
+                        ApiError::Transport {
+                            method: method.into(),
+                            path: shown.clone(),
+                            detail: describe(&e),
+                            attempts: attempt,
+                        },
+                        retryable,
+                        None,
+                    )
+                }
+                Ok(reply) => {
+                    debug!("{method} {shown} -> {} ({elapsed} ms)", reply.status);
+                    let status = reply.status;
+                    if (200..300).contains(&status) {
+                        match accept(&reply) {
+                            Ok(value) => return Ok((reply, value)),
+                            Err(detail) => (
+                                ApiError::Decode {
+                                    method: method.into(),
+                                    path: shown.clone(),
+                                    detail,
+                                },
+                                true,
+                                None,
+                            ),
+                        }
+                    } else {
+                        let mut message = server_message(&reply.body);
+                        if (300..400).contains(&status) {
+                            let to = reply.header("location").unwrap_or("?");
+                            message = format!(
+                                "redirected to {to}; check waldur_api_url (scheme, host, path)"
+                            );
+                        }
+                        let retryable = status == 429 || status >= 500;
+                        let wait = if retryable {
+                            retry_after(reply.header("retry-after"))
+                        } else {
+                            None
+                        };
+                        (
+                            ApiError::Status {
+                                method: method.into(),
+                                path: shown.clone(),
+                                status,
+                                message,
+                                attempts: attempt,
+                            },
+                            retryable,
+                            wait,
+                        )
+                    }
+                }
+            };
+            let (error, retryable, asked) = failure;
+            if !retryable {
+                return Err(error);
+            }
+            let wait = asked.unwrap_or_else(|| policy.backoff(attempt, random()));
+            let out_of_budget = started.elapsed() + wait > policy.budget;
+            if attempt > policy.retries || out_of_budget {
+                if error.exit_code() == crate::cli::exit::TEMPFAIL {
+                    let mut broken = self.broken.lock().unwrap_or_else(|p| p.into_inner());
+                    broken.get_or_insert_with(|| error.clone());
+                }
+                return Err(error);
+            }
+            warn!(
+                "{}; retrying in {:.1} s (attempt {} of {})",
+                error,
+                wait.as_secs_f64(),
+                attempt + 1,
+                policy.retries + 1
+            );
+            std::thread::sleep(wait);
+        }
+    }
+
+    fn authorization(&self) -> Result<Secret, ApiError> {
+        match &self.credential {
+            Credential::Token(token) => Ok(token_header(token)),
+            Credential::Oidc(client) => {
+                client.header(&self.agent, self.options.allow_insecure_http)
+            }
+        }
+    }
+
+    fn once(&self, method: &str, url: &str, body: Option<&[u8]>) -> Result<Reply, Attempt> {
+        let auth = self.authorization().map_err(Attempt::Credentials)?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let result = match (method, body) {
+            ("GET", _) => self
+                .agent
+                .get(url)
+                .header("Authorization", auth.expose())
+                .call(),
+            ("POST", Some(b)) | ("PUT", Some(b)) => {
+                self.posts.fetch_add(1, Ordering::Relaxed);
+                let builder = if method == "POST" {
+                    self.agent.post(url)
+                } else {
+                    self.agent.put(url)
+                };
+                builder
+                    .header("Authorization", auth.expose())
+                    .content_type("application/json")
+                    .send(b)
+            }
+            _ => unreachable!("unsupported method {method}"),
+        };
+        let mut response = result.map_err(Attempt::Transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .lossy_utf8(true)
+            .read_to_string()
+            .map_err(Attempt::Transport)?;
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+enum Attempt {
+    Credentials(ApiError),
+    Transport(ureq::Error),
+}
+
+/// Connection trouble and timeouts may pass; certificate and configuration errors will not.
+fn transport_retryable(e: &ureq::Error) -> bool {
+    use ureq::Error as E;
+    matches!(
+        e,
+        E::Io(_)
+            | E::Timeout(_)
+            | E::HostNotFound
+            | E::ConnectionFailed
+            | E::Protocol(_)
+            | E::BodyStalled
+            | E::ConnectProxyFailed(_)
+    )
+}
+
+fn describe(e: &ureq::Error) -> String {
+    use ureq::Error as E;
+    match e {
+        E::Timeout(t) => format!("timed out ({t})"),
+        E::HostNotFound => "host not found (DNS)".into(),
+        E::ConnectionFailed => "connection failed".into(),
+        E::Io(io) => format!("connection error: {io}"),
+        other => other.to_string(),
+    }
+}
+
+/// Seconds or an HTTP date.
+fn retry_after(value: Option<&str>) -> Option<Duration> {
+    let value = value?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    let now = jiff::Timestamp::now();
+    let secs = when.as_second() - now.as_second();
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+/// The `page` value of the `rel="next"` link, if any.
+fn next_page(link: Option<&str>) -> Option<u64> {
+    let link = link?;
+    for part in link.split(',') {
+        let (url, params) = part.split_once(';').unwrap_or((part, ""));
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().replace(' ', "");
+            p == "rel=\"next\"" || p == "rel=next"
+        });
+        if !is_next {
+            continue;
+        }
+        let url = url.trim().trim_start_matches('<').trim_end_matches('>');
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+        return Query::parse(query).get("page")?.parse().ok();
+    }
+    None
+}
+
+/// A random number for jitter, without a random-number crate: `RandomState` is seeded from the
+/// OS once per process and differs per call through the counter.
+fn random() -> u64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_page_is_read_from_the_link_header() {
+        let link = "<https://w/api/x/?page_size=300>; rel=\"first\", \
+                    <https://w/api/x/?page=3&page_size=300>; rel=\"next\", \
+                    <https://w/api/x/?page=5&page_size=300>; rel=\"last\"";
+        assert_eq!(next_page(Some(link)), Some(3));
+        let last = "<https://w/api/x/?page_size=300>; rel=\"first\", \
+                    <https://w/api/x/?page=4&page_size=300>; rel=\"prev\"";
+        assert_eq!(next_page(Some(last)), None);
+        assert_eq!(next_page(None), None);
+    }
+
+    #[test]
+    fn backoff_doubles_is_capped_and_jittered_in_the_upper_half() {
+        let p = RetryPolicy {
+            retries: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(3),
+            budget: Duration::from_secs(60),
+        };
+        // retry 1: 500 ms -> [250, 500]; retry 3: 2 s -> [1, 2]; retry 5: 8 s capped at 3 s
+        // -> [1.5, 3].
+        assert_eq!(p.backoff(1, 0), Duration::from_millis(250));
+        assert_eq!(p.backoff(1, 250_000_000), Duration::from_millis(500));
+        assert_eq!(p.backoff(3, 0), Duration::from_secs(1));
+        assert_eq!(p.backoff(5, 0), Duration::from_millis(1500));
+        for r in 0..50 {
+            let d = p.backoff(5, random().wrapping_add(r));
+            assert!(
+                d >= Duration::from_millis(1500) && d <= Duration::from_secs(3),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        assert_eq!(retry_after(Some("7")), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after(Some("Sun, 06 Nov 1994 08:49:37 GMT")),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(Some("soon")), None);
+        assert_eq!(retry_after(None), None);
+    }
+}

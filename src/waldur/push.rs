@@ -1,0 +1,894 @@
+//! One waldur-push run: check the token and read the offering once, then for each complete
+//! period read what Waldur holds, plan, and POST what changed.
+//!
+//! Requests per period: the offering's component usages (and, when the input has per-user
+//! values, its component user usages), both paged at 300; then the POSTs; then, only if new
+//! component usages were created and per-user values need their UUIDs, one more listing of the
+//! component usages. Offering users are listed once per run, and only when a per-user POST is
+//! about to be made.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::io::{BufRead, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::json;
+
+use super::amount::Amount;
+use super::api::{self, SetUsage, SetUserUsages, UserUsageItem, path};
+use super::error::ApiError;
+use super::http::Client;
+use super::input::{Collector, Event, PeriodUsage};
+use super::plan::{self, Catalog, Existing, Plan, PlanOptions, TotalPost, UserPost, result};
+use super::submit::run_bounded;
+use crate::cli::exit;
+use crate::config::{Offering, normalize_uuid};
+use crate::records::{Record, RecordReader, RecordWriter, RequestRecord, ResultRecord};
+use crate::{error, info, warn};
+
+/// How a run behaves.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Staff token: closed (past) periods may be submitted.
+    pub staff: bool,
+    /// Send values lower than Waldur's.
+    pub allow_decrease: bool,
+    /// Read from Waldur but send nothing; print the POSTs instead.
+    pub dry_run: bool,
+    /// POSTs in flight at once.
+    pub concurrency: usize,
+    /// The current instant (`--now` in tests).
+    pub now: Timestamp,
+    /// The config's time zone, in which billing months are computed.
+    pub timezone: TimeZone,
+}
+
+/// Why a run could not start.
+#[derive(Debug)]
+pub enum SetupError {
+    /// A Waldur request failed.
+    Api(ApiError),
+    /// `--staff` with a token whose user is not staff.
+    NotStaff(String),
+    /// Nothing configured can be sent to this offering.
+    Config(String),
+}
+
+impl SetupError {
+    /// The exit status.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            SetupError::Api(e) => e.exit_code(),
+            SetupError::NotStaff(_) => exit::NOPERM,
+            SetupError::Config(_) => exit::CONFIG,
+        }
+    }
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Api(e) => write!(f, "{e}"),
+            SetupError::NotStaff(m) | SetupError::Config(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl From<ApiError> for SetupError {
+    fn from(e: ApiError) -> Self {
+        SetupError::Api(e)
+    }
+}
+
+/// The result of one period.
+#[derive(Debug, Clone, Default)]
+pub struct PeriodOutcome {
+    /// One record per decision or request.
+    pub results: Vec<ResultRecord>,
+    /// The exit status the failures call for, if any failed.
+    pub exit: Option<u8>,
+}
+
+/// Pick the more important of two exit statuses: permissions, configuration, bad input,
+/// refusals, then outages.
+pub fn worse(a: Option<u8>, b: Option<u8>) -> Option<u8> {
+    fn rank(code: u8) -> u8 {
+        match code {
+            exit::NOPERM => 6,
+            exit::CONFIG => 5,
+            exit::DATAERR => 4,
+            exit::PROTOCOL => 3,
+            exit::TEMPFAIL => 2,
+            _ => 1,
+        }
+    }
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if rank(y) > rank(x) { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// A connected run against one offering.
+pub struct Pusher<'a> {
+    client: &'a Client,
+    offering_uuid: String,
+    catalog: Catalog,
+    options: PushOptions,
+    offering_users: Mutex<Option<HashMap<String, String>>>,
+    bulk_unsupported: AtomicBool,
+    warned: Mutex<BTreeSet<String>>,
+}
+
+impl<'a> Pusher<'a> {
+    /// Check the token (and staff rights with `--staff`), read the offering's components and
+    /// resources.
+    pub fn connect(
+        client: &'a Client,
+        offering: &Offering,
+        options: PushOptions,
+    ) -> Result<Pusher<'a>, SetupError> {
+        let (me, _) = api::users_me(client)?;
+        let who = me.username.clone().unwrap_or_else(|| "(unknown)".into());
+        let staff = me.is_staff == Some(true);
+        info!(
+            "Waldur at {} accepted the token of user {who}{}",
+            client.base().root(),
+            if staff { " (staff)" } else { "" }
+        );
+        if options.staff && !staff {
+            return Err(SetupError::NotStaff(format!(
+                "--staff was given, but Waldur user {who} is not staff; loading past months \
+                 needs a staff user's token (--token-file PATH)"
+            )));
+        }
+        let uuid = normalize_uuid(&offering.waldur_offering_uuid);
+        let details = api::offering(client, &uuid)?;
+        let resources = api::resources(client, &uuid)?;
+        let (catalog, warnings) = Catalog::new(
+            &details.components,
+            offering.components.keys().map(String::as_str),
+            resources,
+        );
+        for w in warnings {
+            warn!("{w}");
+        }
+        if catalog.sendable.is_empty() {
+            return Err(SetupError::Config(format!(
+                "none of the configured components ({}) is a usage component of Waldur \
+                 offering {uuid}; nothing could be sent",
+                offering
+                    .components
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let reportable = catalog.resources.iter().filter(|r| r.reportable()).count();
+        info!(
+            "offering {:?}: {} resources ({reportable} take usage); components sent: {}",
+            details.name.as_deref().unwrap_or(&uuid),
+            catalog.resources.len(),
+            catalog
+                .sendable
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(Pusher {
+            client,
+            offering_uuid: uuid,
+            catalog,
+            options,
+            offering_users: Mutex::new(None),
+            bulk_unsupported: AtomicBool::new(false),
+            warned: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The offering UUID (hex).
+    pub fn offering_uuid(&self) -> &str {
+        &self.offering_uuid
+    }
+
+    fn warn_once(&self, key: &str, message: impl FnOnce() -> String) {
+        let mut warned = self.warned.lock().unwrap_or_else(|p| p.into_inner());
+        if warned.insert(key.to_string()) {
+            warn!("{}", message());
+        }
+    }
+
+    /// Submit one complete period.
+    pub fn push_period(&self, usage: &PeriodUsage) -> PeriodOutcome {
+        let period = usage.period.to_string();
+        let tz = &self.options.timezone;
+        let now = self.options.now;
+        if !usage.period.has_started(tz, now) {
+            return refuse_all(
+                usage,
+                "failed",
+                format!("period {period} has not started yet (now is {now}); nothing is sent"),
+                Some(exit::DATAERR),
+            );
+        }
+        let closed = match &usage.record {
+            Some(r) => r.closed,
+            None => usage.period.is_closed(tz, now),
+        };
+        if closed && !self.options.staff {
+            return refuse_all(
+                usage,
+                "skipped",
+                format!(
+                    "closed period: Waldur takes usage of past months only from staff \
+                     tokens; load {period} with --staff and a staff token"
+                ),
+                None,
+            );
+        }
+        let billing_period = usage.period.billing_period();
+        let read = || -> Result<Existing, ApiError> {
+            let totals = api::component_usages(self.client, &self.offering_uuid, &billing_period)?;
+            let users = if usage.has_users() {
+                api::user_usages(self.client, &self.offering_uuid, &billing_period)?
+            } else {
+                Vec::new()
+            };
+            Ok(Existing::new(&totals, &users))
+        };
+        let mut existing = match read() {
+            Ok(e) => e,
+            Err(e) => {
+                return refuse_all(
+                    usage,
+                    "failed",
+                    format!(
+                        "not submitted: reading what Waldur holds for {period} failed: {}",
+                        e.short()
+                    ),
+                    Some(e.exit_code()),
+                );
+            }
+        };
+        let plan = plan::plan(
+            usage,
+            &self.catalog,
+            &existing,
+            PlanOptions {
+                allow_decrease: self.options.allow_decrease,
+            },
+        );
+        for c in &plan.dropped_components {
+            self.warn_once(&format!("drop:{c}"), || {
+                format!("component {c:?} in the input is not sent: the offering does not take it")
+            });
+        }
+        let date = usage.period.submission_date(tz, now, closed);
+        if self.options.dry_run {
+            return self.dry_run(&period, &date, plan, &existing);
+        }
+        self.execute(&period, &date, plan, &mut existing)
+    }
+
+    fn execute(
+        &self,
+        period: &str,
+        date: &str,
+        plan: Plan,
+        existing: &mut Existing,
+    ) -> PeriodOutcome {
+        let Plan {
+            totals,
+            users,
+            mut results,
+            ..
+        } = plan;
+        let mut exit_code = None;
+        let total_results = run_bounded(&totals, self.options.concurrency, |t| {
+            self.post_total(period, date, t)
+        });
+        let mut failed_resources = HashSet::new();
+        let mut created = false;
+        for (t, (record, code)) in totals.iter().zip(total_results) {
+            if code.is_some() {
+                failed_resources.insert(t.resource.clone());
+            } else if t.creates {
+                created = true;
+            }
+            exit_code = worse(exit_code, code);
+            results.push(record);
+        }
+        if users.is_empty() {
+            return PeriodOutcome {
+                results,
+                exit: exit_code,
+            };
+        }
+        let needs_uuids = users.iter().any(|u| {
+            existing
+                .component_usage(&u.resource, &u.component)
+                .is_none()
+        });
+        if created && needs_uuids {
+            match api::component_usages(self.client, &self.offering_uuid, &format!("{}-01", period))
+            {
+                Ok(rows) => existing.refresh_totals(&rows),
+                Err(e) => {
+                    for u in &users {
+                        results.push(user_result(
+                            period,
+                            u,
+                            "failed",
+                            Some(format!(
+                                "not sent: re-reading the component usages failed: {}",
+                                e.short()
+                            )),
+                            "set_user_usages",
+                        ));
+                    }
+                    return PeriodOutcome {
+                        results,
+                        exit: worse(exit_code, Some(e.exit_code())),
+                    };
+                }
+            }
+        }
+        let links = self.user_links();
+        let user_results = run_bounded(&users, self.options.concurrency, |u| {
+            if failed_resources.contains(&u.resource) {
+                let r = user_result(
+                    period,
+                    u,
+                    "failed",
+                    Some("not sent: the resource's set_usage failed".into()),
+                    "set_user_usages",
+                );
+                // The set_usage failure already set the exit status.
+                return (r, None);
+            }
+            match existing.component_usage(&u.resource, &u.component) {
+                Some(cu) => self.post_users(period, u, cu, &links),
+                None => (
+                    user_result(
+                        period,
+                        u,
+                        "failed",
+                        Some(format!(
+                            "Waldur holds no {} usage of this resource for {period}, so per-user \
+                             usage has nothing to attach to",
+                            u.component
+                        )),
+                        "set_user_usages",
+                    ),
+                    Some(exit::PROTOCOL),
+                ),
+            }
+        });
+        for (record, code) in user_results {
+            exit_code = worse(exit_code, code);
+            results.push(record);
+        }
+        PeriodOutcome {
+            results,
+            exit: exit_code,
+        }
+    }
+
+    fn post_total(&self, period: &str, date: &str, t: &TotalPost) -> (ResultRecord, Option<u8>) {
+        let body = total_body(t, date);
+        let reason = t.zero_fill.then(|| {
+            "no usage in the period: zeros for components Waldur had no record of".to_string()
+        });
+        match self.client.post_created(path::SET_USAGE, &body) {
+            Ok(_) => (
+                result(
+                    period,
+                    &t.account,
+                    Some(&t.resource),
+                    "set_usage",
+                    "updated",
+                    reason,
+                    None,
+                ),
+                None,
+            ),
+            Err(e) => {
+                error!("{period} {}: set_usage failed: {e}", t.account);
+                (
+                    result(
+                        period,
+                        &t.account,
+                        Some(&t.resource),
+                        "set_usage",
+                        "failed",
+                        Some(e.short()),
+                        None,
+                    ),
+                    Some(e.exit_code()),
+                )
+            }
+        }
+    }
+
+    /// username -> offering-user URL, listed once per run on first need.
+    fn user_links(&self) -> HashMap<String, String> {
+        let mut cached = self
+            .offering_users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(map) = cached.as_ref() {
+            return map.clone();
+        }
+        let map = match api::offering_users(self.client, &self.offering_uuid) {
+            Ok(list) => list
+                .into_iter()
+                .filter_map(|u| Some((u.username.filter(|n| !n.is_empty())?, u.url?)))
+                .collect(),
+            Err(e) => {
+                warn!(
+                    "listing the offering users failed ({e}); per-user usage is sent without \
+                     links to Waldur users"
+                );
+                HashMap::new()
+            }
+        };
+        *cached = Some(map.clone());
+        map
+    }
+
+    fn post_users(
+        &self,
+        period: &str,
+        u: &UserPost,
+        cu: &str,
+        links: &HashMap<String, String>,
+    ) -> (ResultRecord, Option<u8>) {
+        let items = user_items(u, links);
+        if !self.bulk_unsupported.load(Ordering::Relaxed) {
+            let body = json!(SetUserUsages {
+                usages: items.clone()
+            });
+            match self.client.post_created(&path::set_user_usages(cu), &body) {
+                Ok(_) => {
+                    return (
+                        user_result(period, u, "updated", None, "set_user_usages"),
+                        None,
+                    );
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    error!(
+                        "{period} {} {}: set_user_usages failed: {e}",
+                        u.account, u.component
+                    );
+                    return (
+                        user_result(period, u, "failed", Some(e.short()), "set_user_usages"),
+                        Some(e.exit_code()),
+                    );
+                }
+            }
+        }
+        // No bulk endpoint (Waldur before 8.0.5): one POST per user.
+        let mut failed = Vec::new();
+        let mut first_error: Option<ApiError> = None;
+        for item in &items {
+            match self
+                .client
+                .post_created(&path::set_user_usage(cu), &json!(item))
+            {
+                Ok(_) => {
+                    if !self.bulk_unsupported.swap(true, Ordering::Relaxed) {
+                        warn!(
+                            "this Waldur has no set_user_usages (bulk) endpoint; per-user usage \
+                             goes one POST per user"
+                        );
+                    }
+                }
+                Err(e) => {
+                    failed.push(item.username.clone());
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            None => (
+                user_result(period, u, "updated", None, "set_user_usage"),
+                None,
+            ),
+            Some(e) => {
+                error!(
+                    "{period} {} {}: set_user_usage failed: {e}",
+                    u.account, u.component
+                );
+                let reason = format!(
+                    "{} of {} users not sent ({}): {}",
+                    failed.len(),
+                    items.len(),
+                    failed.join(", "),
+                    e.short()
+                );
+                (
+                    user_result(period, u, "failed", Some(reason), "set_user_usage"),
+                    Some(e.exit_code()),
+                )
+            }
+        }
+    }
+
+    fn dry_run(&self, period: &str, date: &str, plan: Plan, existing: &Existing) -> PeriodOutcome {
+        let Plan {
+            totals,
+            users,
+            mut results,
+            ..
+        } = plan;
+        for t in &totals {
+            let body = total_body(t, date);
+            info!(
+                "dry run: POST /api/{} {} ({}): {}",
+                path::SET_USAGE,
+                t.account,
+                t.resource,
+                describe_items(t.usages.iter().map(|i| (i.type_.as_str(), i.amount)))
+            );
+            let mut r = result(
+                period,
+                &t.account,
+                Some(&t.resource),
+                "set_usage",
+                "dry_run",
+                None,
+                None,
+            );
+            r.request = Some(request("POST", path::SET_USAGE, body));
+            results.push(r);
+        }
+        let links = if users.is_empty() {
+            HashMap::new()
+        } else {
+            self.user_links()
+        };
+        for u in &users {
+            let cu = existing
+                .component_usage(&u.resource, &u.component)
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    format!("<new {} usage of resource {}>", u.component, u.resource)
+                });
+            let p = path::set_user_usages(&cu);
+            let body = json!(SetUserUsages {
+                usages: user_items(u, &links)
+            });
+            info!(
+                "dry run: POST /api/{p} {} {}: {}",
+                u.account,
+                u.component,
+                describe_items(u.items.iter().map(|(n, a)| (n.as_str(), *a)))
+            );
+            let mut r = user_result(period, u, "dry_run", None, "set_user_usages");
+            r.request = Some(request("POST", &p, body));
+            results.push(r);
+        }
+        PeriodOutcome {
+            results,
+            exit: None,
+        }
+    }
+}
+
+fn describe_items<'x>(items: impl Iterator<Item = (&'x str, Amount)>) -> String {
+    items
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn request(method: &str, relative: &str, body: serde_json::Value) -> RequestRecord {
+    RequestRecord {
+        method: method.into(),
+        path: format!("/api/{relative}"),
+        body,
+    }
+}
+
+fn total_body(t: &TotalPost, date: &str) -> serde_json::Value {
+    json!(SetUsage {
+        resource: t.resource.clone(),
+        date: date.to_string(),
+        usages: t.usages.clone(),
+    })
+}
+
+fn user_items(u: &UserPost, links: &HashMap<String, String>) -> Vec<UserUsageItem> {
+    u.items
+        .iter()
+        .map(|(name, amount)| UserUsageItem {
+            username: name.clone(),
+            usage: *amount,
+            user: links.get(name).cloned(),
+        })
+        .collect()
+}
+
+fn user_result(
+    period: &str,
+    u: &UserPost,
+    status: &str,
+    reason: Option<String>,
+    action: &str,
+) -> ResultRecord {
+    result(
+        period,
+        &u.account,
+        Some(&u.resource),
+        action,
+        status,
+        reason,
+        Some(&u.component),
+    )
+}
+
+/// The same outcome for every account of the period.
+fn refuse_all(
+    usage: &PeriodUsage,
+    status: &str,
+    reason: String,
+    code: Option<u8>,
+) -> PeriodOutcome {
+    let period = usage.period.to_string();
+    if status == "failed" {
+        error!("{reason}");
+    } else {
+        info!("{period}: {reason}");
+    }
+    PeriodOutcome {
+        results: usage
+            .accounts
+            .values()
+            .map(|a| {
+                result(
+                    &period,
+                    &a.account,
+                    None,
+                    "set_usage",
+                    status,
+                    Some(reason.clone()),
+                    None,
+                )
+            })
+            .collect(),
+        exit: code,
+    }
+}
+
+/// The payloads of a period without any network: account names stand in for resources, and
+/// every configured component in the input is shown (nothing is compared).
+pub fn offline_period(
+    usage: &PeriodUsage,
+    configured: &BTreeSet<String>,
+    timezone: &TimeZone,
+    now: Timestamp,
+) -> PeriodOutcome {
+    let period = usage.period.to_string();
+    let closed = match &usage.record {
+        Some(r) => r.closed,
+        None => usage.period.is_closed(timezone, now),
+    };
+    let date = usage.period.submission_date(timezone, now, closed);
+    let mut results = Vec::new();
+    for a in usage.accounts.values() {
+        let resource = format!("<resource of account {}>", a.account);
+        let total = a.total.clone().unwrap_or_default();
+        let usages: Vec<_> = total
+            .iter()
+            .filter(|(c, _)| configured.contains(*c))
+            .map(|(c, v)| api::UsageItem {
+                type_: c.clone(),
+                amount: *v,
+            })
+            .collect();
+        let body = json!(SetUsage {
+            resource: resource.clone(),
+            date: date.clone(),
+            usages
+        });
+        let mut r = result(
+            &period,
+            &a.account,
+            None,
+            "set_usage",
+            "dry_run",
+            Some("offline".into()),
+            None,
+        );
+        r.request = Some(request("POST", path::SET_USAGE, body));
+        results.push(r);
+        let mut per_component: BTreeMap<&str, Vec<UserUsageItem>> = BTreeMap::new();
+        for (user, values) in &a.users {
+            for (c, v) in values {
+                if configured.contains(c) {
+                    per_component.entry(c).or_default().push(UserUsageItem {
+                        username: user.clone(),
+                        usage: *v,
+                        user: None,
+                    });
+                }
+            }
+        }
+        for (c, items) in per_component {
+            let p = path::set_user_usages(&format!("<{c} usage of account {}>", a.account));
+            let mut r = result(
+                &period,
+                &a.account,
+                None,
+                "set_user_usages",
+                "dry_run",
+                Some("offline".into()),
+                Some(c),
+            );
+            r.request = Some(request("POST", &p, json!(SetUserUsages { usages: items })));
+            results.push(r);
+        }
+    }
+    PeriodOutcome {
+        results,
+        exit: None,
+    }
+}
+
+/// `period 2024-03: 3 updated, 997 unchanged, 1 skipped, 0 failed`.
+pub fn summary_line(period: &str, results: &[ResultRecord]) -> String {
+    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+    let mut line = format!(
+        "period {period}: {} updated, {} unchanged, {} skipped, {} failed",
+        count("updated"),
+        count("unchanged"),
+        count("skipped"),
+        count("failed")
+    );
+    let dry = count("dry_run");
+    if dry > 0 {
+        line.push_str(&format!(", {dry} would be sent"));
+    }
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| r.status == "failed")
+        .map(|r| match &r.component {
+            Some(c) => format!("{} {} ({c})", r.account, r.action),
+            None => format!("{} {}", r.account, r.action),
+        })
+        .collect();
+    if !failed.is_empty() {
+        let shown: Vec<&str> = failed.iter().take(10).map(String::as_str).collect();
+        let more = failed.len().saturating_sub(shown.len());
+        line.push_str(&format!("; not submitted: {}", shown.join(", ")));
+        if more > 0 {
+            line.push_str(&format!(" and {more} more"));
+        }
+    }
+    line
+}
+
+/// What a whole run amounted to.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutcome {
+    /// Periods handled (complete ones).
+    pub periods: usize,
+    /// The exit status the failures call for; `None` when nothing failed.
+    pub exit: Option<u8>,
+}
+
+/// Read records from `input`, hand each complete period to `submit`, write its results to
+/// `out` and a summary line to stderr. Incomplete or bad periods are reported and make the
+/// run fail (exit 65) without anything of them being submitted.
+pub fn run_stream<R: BufRead, W: Write>(
+    input: R,
+    out: &mut RecordWriter<W>,
+    mut submit: impl FnMut(&PeriodUsage) -> PeriodOutcome,
+) -> std::io::Result<RunOutcome> {
+    let mut collector = Collector::new();
+    let mut outcome = RunOutcome::default();
+    let refuse = |outcome: &mut RunOutcome, period: &str, reason: &str| {
+        error!("period {period}: not submitted: {reason}");
+        outcome.exit = worse(outcome.exit, Some(exit::DATAERR));
+    };
+    for item in RecordReader::new(input) {
+        let (line, record) = match item {
+            Ok(x) => x,
+            Err(e) => {
+                error!("{e}; the input stops here");
+                outcome.exit = worse(outcome.exit, Some(exit::DATAERR));
+                break;
+            }
+        };
+        if let Record::Result(_) = record {
+            continue;
+        }
+        match collector.push(line, record) {
+            Ok(None) => {}
+            Ok(Some(Event::Refused { period, reason })) => refuse(&mut outcome, &period, &reason),
+            Ok(Some(Event::Complete(usage))) => {
+                let done = submit(&usage);
+                for r in &done.results {
+                    out.write(&Record::Result(r.clone()))?;
+                }
+                out.flush()?;
+                let line = summary_line(&usage.period.to_string(), &done.results);
+                if done.exit.is_some() {
+                    error!("{line}");
+                } else {
+                    info!("{line}");
+                }
+                outcome.periods += 1;
+                outcome.exit = worse(outcome.exit, done.exit);
+            }
+            Err(fatal) => {
+                error!("{}; the input stops here", fatal.0);
+                outcome.exit = worse(outcome.exit, Some(exit::DATAERR));
+                break;
+            }
+        }
+    }
+    for (period, reason) in collector.finish() {
+        refuse(&mut outcome, &period, &reason);
+    }
+    out.flush()?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses_rank_permissions_first_and_outages_last() {
+        assert_eq!(worse(None, None), None);
+        assert_eq!(worse(Some(exit::TEMPFAIL), None), Some(exit::TEMPFAIL));
+        assert_eq!(
+            worse(Some(exit::TEMPFAIL), Some(exit::PROTOCOL)),
+            Some(exit::PROTOCOL)
+        );
+        assert_eq!(
+            worse(Some(exit::NOPERM), Some(exit::DATAERR)),
+            Some(exit::NOPERM)
+        );
+        assert_eq!(
+            worse(Some(exit::DATAERR), Some(exit::PROTOCOL)),
+            Some(exit::DATAERR)
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_statuses_and_names_what_failed() {
+        let r = |account: &str, status: &str, component: Option<&str>| {
+            result(
+                "2024-03",
+                account,
+                None,
+                "set_usage",
+                status,
+                None,
+                component,
+            )
+        };
+        let results = vec![
+            r("a", "updated", None),
+            r("b", "unchanged", None),
+            r("c", "failed", None),
+            r("d", "failed", Some("cpu")),
+            r("e", "skipped", None),
+        ];
+        assert_eq!(
+            summary_line("2024-03", &results),
+            "period 2024-03: 1 updated, 1 unchanged, 1 skipped, 2 failed; not submitted: \
+             c set_usage, d set_usage (cpu)"
+        );
+    }
+}
