@@ -9,6 +9,7 @@
 //! `WALDUR_USAGE_E2E=skip` asks to skip them. Run with `cargo test --test e2e_slurm`.
 
 mod e2e;
+mod support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use e2e::cluster::{self, HOW_TO_START};
 use e2e::mix::{self, Mix};
 use e2e::oracle::{self, Key, Row, Usage};
 use e2e::pipeline::{self, PREFIX, TIMEZONE, local, month_start, rfc3339, stage};
+use support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, ResourceSetup, Setup, det_uuid, tags};
 
 /// The mix is submitted once and shared by the tests (they only read accounting after it).
 static MIX: Mutex<Option<Result<Arc<Mix>, String>>> = Mutex::new(None);
@@ -67,9 +69,9 @@ fn job_seconds(rows: &[Row], id: &str) -> u128 {
     rows.iter().find(|r| r.job == id).map_or(0, |r| r.elapsed)
 }
 
-/// The `tres` records of a slurm-usage output, keyed like the oracle, with the configured TRES
-/// they carry. Also checks that the stream closed its period.
-fn tres_of(output: &[u8]) -> BTreeMap<Key, Usage> {
+/// The `tres` records of `period` in a slurm-usage output, keyed like the oracle, with the
+/// configured TRES they carry. Also checks that the stream closed its last period.
+fn tres_of(output: &[u8], period: &str) -> BTreeMap<Key, Usage> {
     let records = pipeline::records(output);
     assert!(
         matches!(records.last(), Some(Record::PeriodEnd(_))),
@@ -78,7 +80,9 @@ fn tres_of(output: &[u8]) -> BTreeMap<Key, Usage> {
     );
     let mut out = BTreeMap::new();
     for record in records {
-        if let Record::Tres(t) = record {
+        if let Record::Tres(t) = record
+            && t.period == period
+        {
             let mut seconds = t.tres_seconds.clone();
             seconds.retain(|name, _| pipeline::tres_names().contains(&name.as_str()));
             let old = out.insert(
@@ -124,12 +128,12 @@ fn expected_amounts(expected: &BTreeMap<Key, Usage>) -> BTreeMap<Key, BTreeMap<S
         .collect()
 }
 
-/// The usage records of a usage-convert output, keyed like the oracle.
-fn usage_of(output: &[u8]) -> BTreeMap<Key, BTreeMap<String, String>> {
+/// The usage records of `period` in a usage-convert output, keyed like the oracle.
+fn usage_of(output: &[u8], period: &str) -> BTreeMap<Key, BTreeMap<String, String>> {
     pipeline::records(output)
         .into_iter()
         .filter_map(|r| match r {
-            Record::Usage(u) => Some(((u.account, u.user), u.components)),
+            Record::Usage(u) if u.period == period => Some(((u.account, u.user), u.components)),
             _ => None,
         })
         .collect()
@@ -172,27 +176,141 @@ fn pipeline_reports_exactly_what_sacct_says() {
     );
     eprintln!("e2e: oracle for [{month_start}, {t}): {expected:#?}");
 
+    let setup = fake_setup();
+    let fake = FakeWaldur::start(setup.clone());
     let scratch = pipeline::Scratch::new("pipeline");
-    let config = pipeline::write_config(&scratch.0, "http://127.0.0.1:9/api/");
+    let config = pipeline::write_config(&scratch.0, &fake.base_url(), &setup.offering.uuid);
     let config = config.to_str().unwrap();
+    let token = scratch.0.join("token");
+    pipeline::write_private(&token, PROVIDER_TOKEN);
+    let token = token.to_str().unwrap();
     let now = rfc3339(t);
+    let report = || {
+        let periods = stage(
+            "month-split",
+            &["-c", config, "--current", "--now", &now],
+            b"",
+        );
+        let tres = stage("slurm-usage", &["-c", config, "--now", &now], &periods);
+        let usage = stage("usage-convert", &["-c", config], &tres);
+        let results = stage(
+            "waldur-push",
+            &["-c", config, "--token-file", token, "--now", &now],
+            &usage,
+        );
+        (tres, usage, results)
+    };
+    let (tres, usage, results) = report();
 
     // Integers before conversion.
-    let periods = stage(
-        "month-split",
-        &["-c", config, "--current", "--now", &now],
-        b"",
-    );
-    let tres = stage("slurm-usage", &["-c", config, "--now", &now], &periods);
-    assert_eq!(tres_of(&tres), expected, "slurm-usage vs the oracle");
-
-    // Decimal strings after.
-    let usage = stage("usage-convert", &["-c", config], &tres);
+    // (month-split also gives the previous month, the config's reporting cycle.)
+    let period = pipeline::month(t);
     assert_eq!(
-        usage_of(&usage),
-        expected_amounts(&expected),
+        tres_of(&tres, &period),
+        expected,
+        "slurm-usage vs the oracle"
+    );
+    // Decimal strings after.
+    let amounts = expected_amounts(&expected);
+    assert_eq!(
+        usage_of(&usage, &period),
+        amounts,
         "usage-convert vs the oracle"
     );
+    // What Waldur holds now: per resource and component the account total, per user the
+    // user's values, all as the oracle computed them.
+    let billing_period = format!("{period}-01");
+    assert_eq!(
+        waldur_amounts(&fake, &setup, &billing_period),
+        amounts,
+        "Waldur vs the oracle; results:\n{}",
+        String::from_utf8_lossy(&results)
+    );
+    // The non-prefixed account's real usage never reached Waldur, though it has a resource.
+    let other_dept = setup.resource_uuid("other_dept");
+    let leaked: Vec<_> = fake
+        .usages()
+        .into_iter()
+        .filter(|u| u.resource_uuid == other_dept && u.usage != "0.00")
+        .collect();
+    assert!(leaked.is_empty(), "other_dept usage submitted: {leaked:?}");
+    assert!(
+        fake.user_usages()
+            .iter()
+            .all(|u| u.resource_uuid != other_dept)
+    );
+    for record in pipeline::records(&results) {
+        if let Record::Result(r) = record {
+            assert_ne!(r.status, "failed", "{r:?}");
+        }
+    }
+
+    // A second cycle for the same instant changes nothing: no POST at all, same values.
+    let before = (fake.usages(), fake.user_usages());
+    fake.clear_requests();
+    let (tres2, usage2, _) = report();
+    assert_eq!(
+        (tres2, usage2),
+        (tres, usage),
+        "the second run read other numbers"
+    );
+    let posts: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.path)
+        .collect();
+    assert!(posts.is_empty(), "the second run POSTed {posts:?}");
+    assert_eq!((fake.usages(), fake.user_usages()), before);
+}
+
+/// The fake Waldur for the e2e test: the standard offering (cpu, mem, gres/gpu), the provider
+/// token, the test users as offering users, the billing zone of the config, and a resource
+/// for each allocation and also for the non-prefixed account, so that a leak would land.
+fn fake_setup() -> Setup {
+    let resources = ["hpc_alloc1", "hpc_alloc2", "other_dept"]
+        .iter()
+        .zip(1..)
+        .map(|(account, i)| ResourceSetup {
+            uuid: det_uuid(tags::RESOURCE, i),
+            name: format!("Resource {account}"),
+            backend_id: (*account).into(),
+            state: "OK".into(),
+        })
+        .collect();
+    Setup {
+        resources,
+        time_zone: TIMEZONE.into(),
+        ..Setup::small()
+    }
+}
+
+/// The fake's stored usage of the allocations in `billing_period`, keyed like usage records:
+/// (account, None) -> component -> total, (account, Some(user)) -> component -> user's value.
+fn waldur_amounts(
+    fake: &FakeWaldur,
+    setup: &Setup,
+    billing_period: &str,
+) -> BTreeMap<Key, BTreeMap<String, String>> {
+    let mut out: BTreeMap<Key, BTreeMap<String, String>> = BTreeMap::new();
+    for account in ["hpc_alloc1", "hpc_alloc2"] {
+        let resource = setup.resource_uuid(account);
+        for u in fake.usages() {
+            if u.resource_uuid == resource && u.billing_period == billing_period {
+                out.entry((account.into(), None))
+                    .or_default()
+                    .insert(u.component_type, u.usage);
+            }
+        }
+        for u in fake.user_usages() {
+            if u.resource_uuid == resource && u.billing_period == billing_period {
+                out.entry((account.into(), Some(u.username)))
+                    .or_default()
+                    .insert(u.component_type, u.usage);
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -208,7 +326,12 @@ fn split_window_parts_add_up_to_the_whole() {
     assert!(from < split && split < t, "{from} < {split} < {t}");
 
     let scratch = pipeline::Scratch::new("split");
-    let config = pipeline::write_config(&scratch.0, "http://127.0.0.1:9/api/");
+    // Only slurm-usage runs here: no Waldur is contacted.
+    let config = pipeline::write_config(
+        &scratch.0,
+        "http://127.0.0.1:9/api/",
+        &det_uuid(tags::OFFERING, 1),
+    );
     let config = config.to_str().unwrap();
     let run = |start, end| {
         let out = stage(
@@ -216,7 +339,7 @@ fn split_window_parts_add_up_to_the_whole() {
             &["-c", config],
             &pipeline::period_record(start, end),
         );
-        tres_of(&out)
+        tres_of(&out, &pipeline::month(t))
     };
     let whole = run(month_start, t);
     let first = run(month_start, split);

@@ -17,9 +17,6 @@ pub const TIMEZONE: &str = "Europe/Tallinn";
 /// The allocation prefix of the test config.
 pub const PREFIX: &str = "hpc_";
 
-/// Offering UUID of the test config (and of the fake Waldur's offering).
-pub const OFFERING_UUID: &str = "5e1d2c3b4a5968778695a4b3c2d1e0f1";
-
 /// Configured components: (name = TRES = Waldur type, unit_factor as written, factor as
 /// mantissa / 10^scale). Factors that are not whole numbers exercise exact decimal division.
 pub const COMPONENTS: [(&str, &str, u128, u32); 3] = [
@@ -57,7 +54,7 @@ impl Drop for Scratch {
 }
 
 /// Writes the waldur-site-agent style config (mode 0600) and returns its path.
-pub fn write_config(dir: &Path, waldur_api_url: &str) -> PathBuf {
+pub fn write_config(dir: &Path, waldur_api_url: &str, offering_uuid: &str) -> PathBuf {
     let mut components = String::new();
     for (name, factor, _, _) in COMPONENTS {
         components.push_str(&format!(
@@ -69,7 +66,7 @@ pub fn write_config(dir: &Path, waldur_api_url: &str) -> PathBuf {
          offerings:\n\
          \x20 - name: e2e\n\
          \x20   waldur_api_url: {waldur_api_url}\n\
-         \x20   waldur_offering_uuid: {OFFERING_UUID}\n\
+         \x20   waldur_offering_uuid: {offering_uuid}\n\
          \x20   backend_type: slurm\n\
          \x20   backend_settings:\n\
          \x20     slurm_bin_path: /usr/bin\n\
