@@ -69,8 +69,7 @@ impl Env {
         }
     }
 
-    /// The tool with the config, the provider token file, [`NOW`], fast retries and one POST
-    /// at a time (so request logs have a fixed order), and no inherited token variables.
+    /// The tool with the config and [`NOW`], and no inherited token variables.
     pub fn command(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("waldur-push").unwrap();
         cmd.env_remove("WALDUR_API_TOKEN")
@@ -78,19 +77,13 @@ impl Env {
             .env_remove("WALDUR_SITE_AGENT_LOG_LEVEL")
             .env_remove("JOURNAL_STREAM")
             .args(["-c", self.config.to_str().unwrap()])
-            .args(["--now", NOW])
-            .args([
-                "--retries",
-                "3",
-                "--retry-max-delay",
-                "0.05",
-                "--timeout",
-                "2",
-            ]);
+            .args(["--now", NOW]);
         cmd
     }
 
-    /// Run with the provider token (unless `args` names a token) and `input` on stdin.
+    /// Run with `input` on stdin, the provider token file (unless `args` names a token), and
+    /// unless `args` say otherwise one POST at a time (so request logs have a fixed order),
+    /// 3 retries at most 50 ms apart, and a 2 s timeout.
     pub fn run(&self, args: &[&str], input: &str) -> Run {
         let mut cmd = self.command();
         if !args
@@ -99,8 +92,15 @@ impl Env {
         {
             cmd.args(["--token-file", self.provider_token.to_str().unwrap()]);
         }
-        if !args.iter().any(|a| *a == "--concurrency") {
-            cmd.args(["--concurrency", "1"]);
+        for (flag, value) in [
+            ("--concurrency", "1"),
+            ("--retries", "3"),
+            ("--retry-max-delay", "0.05"),
+            ("--timeout", "2"),
+        ] {
+            if !args.contains(&flag) {
+                cmd.args([flag, value]);
+            }
         }
         let output = cmd
             .args(args)
