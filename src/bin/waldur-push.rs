@@ -132,7 +132,7 @@ impl FromStr for Seconds {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 && v <= 86_400.0 => Ok(Seconds(v)),
+            Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(Seconds(v)),
             _ => Err(format!("expected seconds (0 to 86400), found {s:?}")),
         }
     }

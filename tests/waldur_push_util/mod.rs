@@ -71,12 +71,17 @@ impl Env {
 
     /// The tool with the config and [`NOW`], and no inherited token variables.
     pub fn command(&self) -> assert_cmd::Command {
+        self.command_with(&self.config)
+    }
+
+    /// [`Env::command`] with another config file.
+    pub fn command_with(&self, config: &Path) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("waldur-push").unwrap();
         cmd.env_remove("WALDUR_API_TOKEN")
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("WALDUR_SITE_AGENT_LOG_LEVEL")
             .env_remove("JOURNAL_STREAM")
-            .args(["-c", self.config.to_str().unwrap()])
+            .args(["-c", config.to_str().unwrap()])
             .args(["--now", NOW]);
         cmd
     }
@@ -215,6 +220,9 @@ pub fn config_yaml(url: &str, offering_uuid: &str) -> String {
     )
 }
 
+/// `(account, action, status, component, reason)` of a result record.
+pub type Outcome = (String, String, String, Option<String>, Option<String>);
+
 /// A finished run.
 #[derive(Debug)]
 pub struct Run {
@@ -255,7 +263,7 @@ impl Run {
     }
 
     /// `(account, action, status, component, reason)` of each result.
-    pub fn outcomes(&self) -> Vec<(String, String, String, Option<String>, Option<String>)> {
+    pub fn outcomes(&self) -> Vec<Outcome> {
         let s = |v: &Value| v.as_str().map(str::to_string);
         self.results()
             .iter()
