@@ -1753,3 +1753,67 @@ fn standalone_runner_prints_its_url_serves_and_logs_without_tokens() {
     assert!(!text.contains(PROVIDER_TOKEN));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Timing of the fake at the size of the waldur-push request-budget test (1,000 resources,
+/// 3,000 users, 3 components, 2 periods). Ignored by default (about 5 s in a debug build):
+/// `cargo test --test fake_waldur large_offering_timing -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn large_offering_timing() {
+    use std::time::Instant;
+    let setup = Setup {
+        now: Some(NOW.into()),
+        ..Setup::large(1000, 3000)
+    };
+    let fake = FakeWaldur::start(setup.clone());
+    let c = Client::new(&fake, STAFF_TOKEN);
+    let dates = [
+        ("2026-06-01", "2026-06-15T12:00:00Z"),
+        ("2026-07-01", "2026-07-01T00:00:00Z"),
+    ];
+    let t = Instant::now();
+    for (_, date) in dates {
+        for r in &setup.resources {
+            let body = json!({"resource": r.uuid, "date": date, "usages": [
+                {"type": "cpu", "amount": "1.00"}, {"type": "mem", "amount": "2.00"}, {"type": "gres/gpu", "amount": "3.00"}]});
+            assert_eq!(
+                c.post("marketplace-component-usages/set_usage/", &body)
+                    .status,
+                201
+            );
+        }
+    }
+    eprintln!("2000 set_usage: {:?}", t.elapsed());
+    let t = Instant::now();
+    let usages = fake.usages();
+    for (i, u) in usages.iter().enumerate() {
+        let date = dates
+            .iter()
+            .find(|(p, _)| *p == u.billing_period)
+            .unwrap()
+            .1;
+        let users: Vec<Value> = (0..3)
+            .map(|k| json!({"username": format!("user{:05}", (i * 3 + k) % 3000 + 1), "usage": "1.00", "date": date}))
+            .collect();
+        let r = c.post(
+            &format!("marketplace-component-usages/{}/set_user_usages/", u.uuid),
+            &json!({"usages": users}),
+        );
+        assert_eq!(r.status, 201);
+    }
+    eprintln!("{} set_user_usages: {:?}", usages.len(), t.elapsed());
+    // 6000 rows x 3 users = 18000 user usages, 9000 in July: 30 pages of 300.
+    let t = Instant::now();
+    let mut rows = 0;
+    for page in 1..=30 {
+        let r = c.get(&format!("marketplace-component-user-usages/?offering_uuid={}&component_usage__billing_period=2026-07-01&page_size=300&page={page}", setup.offering.uuid));
+        rows += r.json().as_array().unwrap().len();
+    }
+    let elapsed = t.elapsed();
+    eprintln!("30 pages of user usages: {elapsed:?}");
+    assert_eq!(rows, 9000);
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "listing is too slow for the budget test"
+    );
+}

@@ -38,9 +38,8 @@ pub fn list_identities(state: &State, ctx: &Ctx) -> Response {
         .iter()
         .filter(|i| name.is_none_or(|n| i.name == n))
         .filter(|i| offering.as_ref().is_none_or(|o| &i.offering == o))
-        .map(|i| render::identity(&ctx.origin, i, state))
         .collect();
-    paginate(ctx, items)
+    paginate(ctx, items, |i| render::identity(&ctx.origin, i, state))
 }
 
 /// `GET /api/marketplace-site-agent-identities/{uuid}/`.

@@ -221,9 +221,7 @@ impl FakeWaldur {
     pub fn set_resource_state(&self, resource_uuid: &str, new_state: &str) {
         let mut state = lock(&self.shared.state);
         let r = state
-            .resources
-            .iter_mut()
-            .find(|r| r.uuid == resource_uuid)
+            .resource_mut(resource_uuid)
             .unwrap_or_else(|| panic!("no resource {resource_uuid}"));
         r.state = new_state.to_string();
     }

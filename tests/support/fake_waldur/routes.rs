@@ -283,8 +283,7 @@ fn dispatch(state: &mut State, ctx: &Ctx, route: &Route, method: &str) -> Respon
         }
         (Route::Usages, _) => usages(state, ctx),
         (Route::Usage(u), _) => {
-            let found =
-                normalize_uuid(u).and_then(|u| state.usages.iter().find(|r| r.stored.uuid == u));
+            let found = normalize_uuid(u).and_then(|u| state.usage_by_uuid(&u));
             match found {
                 Some(row) => one(ctx, render::usage(state, row)),
                 None => detail(404, "No ComponentUsage matches the given query."),
@@ -292,8 +291,7 @@ fn dispatch(state: &mut State, ctx: &Ctx, route: &Route, method: &str) -> Respon
         }
         (Route::UserUsages, _) => user_usages(state, ctx),
         (Route::UserUsage(u), _) => {
-            let found = normalize_uuid(u)
-                .and_then(|u| state.user_usages.iter().find(|r| r.stored.uuid == u));
+            let found = normalize_uuid(u).and_then(|u| state.user_usage_by_uuid(&u));
             match found {
                 Some(row) => one(ctx, render::user_usage(origin, state, row)),
                 None => detail(404, "No ComponentUserUsage matches the given query."),
@@ -376,14 +374,9 @@ fn key_of(pair: &str) -> &str {
     pair.split_once('=').map_or(pair, |(k, _)| k)
 }
 
-/// Paginates a full, ordered list (`LinkHeaderPagination`, `notes/waldur-api.md` §1.5).
-pub fn paginate(ctx: &Ctx, items: Vec<Value>) -> Response {
-    paginate_with(ctx, items, |v| v)
-}
-
-/// [`paginate`] that renders only the rows of the requested page (large setups list 10^4
-/// rows 300 at a time; rendering all of them for every page made tests slow).
-pub fn paginate_with<T>(ctx: &Ctx, items: Vec<T>, render: impl Fn(T) -> Value) -> Response {
+/// Paginates a full, ordered list (`LinkHeaderPagination`, `notes/waldur-api.md` §1.5),
+/// rendering only the items of the requested page.
+pub fn paginate<T>(ctx: &Ctx, items: Vec<T>, render: impl Fn(T) -> Value) -> Response {
     let count = items.len();
     let page_size = ctx
         .q("page_size")
@@ -505,7 +498,7 @@ fn service_providers(state: &State, ctx: &Ctx) -> Response {
     } else {
         vec![]
     };
-    paginate(ctx, items)
+    paginate(ctx, items, |v| v)
 }
 
 /// Resource states (`ResourceState`), case-sensitive.
@@ -528,22 +521,21 @@ fn resources(state: &State, ctx: &Ctx) -> Response {
         .filter(|_| offering_matches(state, &offering))
         .filter(|r| states.is_empty() || states.contains(&r.state))
         .filter(|r| backend_id.is_none_or(|b| r.backend_id == b))
-        .collect::<Vec<_>>();
-    paginate_with(ctx, items, |r| render::resource(&ctx.origin, state, r))
+        .collect();
+    paginate(ctx, items, |r| render::resource(&ctx.origin, state, r))
 }
 
-fn instant(s: &str) -> jiff::Timestamp {
-    s.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-}
-
-fn usages(state: &State, ctx: &Ctx) -> Response {
+fn usages(state: &mut State, ctx: &Ctx) -> Response {
     let resource = try_filter!(uuid_filter(ctx, "resource_uuid"));
     let offering = try_filter!(uuid_list_filter(ctx, "offering_uuid"));
     let period = try_filter!(date_filter(ctx, "billing_period"));
     let ty = ctx.q("type").filter(|s| !s.is_empty());
-    let mut rows: Vec<_> = state
-        .usages
+    // Default ordering `-date, component.type` (§1.5), cached by the state.
+    let order = state.usage_order();
+    let state = &*state;
+    let rows: Vec<_> = order
         .iter()
+        .map(|&i| &state.usages[i])
         .filter(|_| offering_matches(state, &offering))
         .filter(|u| {
             resource
@@ -557,37 +549,21 @@ fn usages(state: &State, ctx: &Ctx) -> Response {
         })
         .filter(|u| ty.is_none_or(|t| u.stored.component_type == t))
         .collect();
-    // Default ordering `-date, component.type` (§1.5), then uuid for a total order.
-    rows.sort_by(|a, b| {
-        instant(&b.stored.date)
-            .cmp(&instant(&a.stored.date))
-            .then_with(|| a.stored.component_type.cmp(&b.stored.component_type))
-            .then_with(|| a.stored.uuid.cmp(&b.stored.uuid))
-    });
-    paginate_with(ctx, rows, |u| render::usage(state, u))
+    paginate(ctx, rows, |u| render::usage(state, u))
 }
 
-fn user_usages(state: &State, ctx: &Ctx) -> Response {
+fn user_usages(state: &mut State, ctx: &Ctx) -> Response {
     let resource = try_filter!(uuid_filter(ctx, "resource_uuid"));
     let offering = try_filter!(uuid_list_filter(ctx, "offering_uuid"));
     let period = try_filter!(date_filter(ctx, "component_usage__billing_period"));
     let username = ctx.q("username").filter(|s| !s.is_empty());
     let ty = ctx.q("type").filter(|s| !s.is_empty());
-    // Parent dates looked up once, not per comparison (large setups sort 10^4 rows).
-    let dates: std::collections::HashMap<&str, jiff::Timestamp> = state
-        .usages
+    // Default ordering `-component_usage.date, component type` (§1.5), cached by the state.
+    let order = state.user_usage_order();
+    let state = &*state;
+    let rows: Vec<_> = order
         .iter()
-        .map(|u| (u.stored.uuid.as_str(), instant(&u.stored.date)))
-        .collect();
-    let parent_date = |parent: &str| {
-        dates
-            .get(parent)
-            .copied()
-            .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
-    };
-    let mut rows: Vec<_> = state
-        .user_usages
-        .iter()
+        .map(|&i| &state.user_usages[i])
         .filter(|_| offering_matches(state, &offering))
         .filter(|u| {
             resource
@@ -602,15 +578,7 @@ fn user_usages(state: &State, ctx: &Ctx) -> Response {
         .filter(|u| username.is_none_or(|n| u.stored.username.contains(n)))
         .filter(|u| ty.is_none_or(|t| u.stored.component_type == t))
         .collect();
-    // Default ordering `-component_usage.date, component type` (§1.5), then username, uuid.
-    rows.sort_by(|a, b| {
-        parent_date(&b.stored.component_usage_uuid)
-            .cmp(&parent_date(&a.stored.component_usage_uuid))
-            .then_with(|| a.stored.component_type.cmp(&b.stored.component_type))
-            .then_with(|| a.stored.username.cmp(&b.stored.username))
-            .then_with(|| a.stored.uuid.cmp(&b.stored.uuid))
-    });
-    paginate_with(ctx, rows, |u| render::user_usage(&ctx.origin, state, u))
+    paginate(ctx, rows, |u| render::user_usage(&ctx.origin, state, u))
 }
 
 /// Offering-user states (`OfferingUserState`), case-sensitive.
@@ -641,8 +609,8 @@ fn offering_users(state: &State, ctx: &Ctx) -> Response {
         .filter(|_| states.is_empty() || states.iter().any(|s| s == "OK"))
         .filter(|_| restricted.is_none_or(|r| !r))
         .filter(|(_, u)| username.is_none_or(|n| u.username == n))
-        .collect::<Vec<_>>();
-    paginate_with(ctx, items, |(i, u)| {
+        .collect();
+    paginate(ctx, items, |(i, u)| {
         render::offering_user(&ctx.origin, state, i, u)
     })
 }

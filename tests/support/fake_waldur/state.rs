@@ -1,6 +1,8 @@
 //! The fake server's domain model: what Waldur would hold in its database for one offering,
 //! plus the clock and time zone used for billing periods (`notes/waldur-api.md` §6).
 
+use std::collections::{HashMap, HashSet};
+
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned};
@@ -15,6 +17,8 @@ use super::setup::{
 #[derive(Clone, Debug)]
 pub struct UsageRow {
     pub stored: StoredUsage,
+    /// `stored.date` parsed, for ordering.
+    pub instant: Timestamp,
     pub created: String,
     pub description: String,
     pub policy: String,
@@ -68,14 +72,26 @@ pub struct Processor {
     pub modified: String,
 }
 
-/// Everything the fake knows.
+/// Everything the fake knows. Usage rows are only ever appended, so the indexes (positions in
+/// `usages` / `user_usages`) stay valid; they keep a 1,000-resource offering fast.
 pub struct State {
     pub tokens: Vec<TokenSetup>,
     pub offering: OfferingSetup,
     pub resources: Vec<ResourceSetup>,
     pub offering_users: Vec<OfferingUserSetup>,
+    /// Component usages; add with [`State::push_usage`].
     pub usages: Vec<UsageRow>,
+    /// User usages; add with [`State::push_user_usage`].
     pub user_usages: Vec<UserUsageRow>,
+    resource_index: HashMap<String, usize>,
+    usage_by_key: HashMap<(String, String, String), usize>,
+    usage_by_uuid: HashMap<String, usize>,
+    user_usage_by_key: HashMap<(String, String), usize>,
+    user_usage_by_uuid: HashMap<String, usize>,
+    children: HashMap<String, Vec<usize>>,
+    usage_order: Option<Vec<usize>>,
+    user_usage_order: Option<Vec<usize>>,
+    offering_user_uuids: HashSet<String>,
     pub identities: Vec<Identity>,
     pub services: Vec<Service>,
     pub processors: Vec<Processor>,
@@ -98,6 +114,17 @@ impl State {
             ),
             None => None,
         };
+        let resource_index = setup
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.uuid.clone(), i))
+            .collect();
+        let offering_user_uuids = setup
+            .offering_users
+            .iter()
+            .map(|u| u.uuid.clone())
+            .collect();
         let mut state = State {
             tokens: setup.tokens,
             offering: setup.offering,
@@ -105,6 +132,15 @@ impl State {
             offering_users: setup.offering_users,
             usages: vec![],
             user_usages: vec![],
+            resource_index,
+            usage_by_key: HashMap::new(),
+            usage_by_uuid: HashMap::new(),
+            user_usage_by_key: HashMap::new(),
+            user_usage_by_uuid: HashMap::new(),
+            children: HashMap::new(),
+            usage_order: None,
+            user_usage_order: None,
+            offering_user_uuids,
             identities: vec![],
             services: vec![],
             processors: vec![],
@@ -118,11 +154,15 @@ impl State {
             let cents = parse_cents(&u.usage)
                 .ok_or_else(|| format!("existing usage {:?}: bad usage", u.uuid))?;
             let date = u.date.clone();
-            state.usages.push(UsageRow {
+            let instant = date
+                .parse::<Timestamp>()
+                .map_err(|e| format!("existing usage {:?}: date {date:?}: {e}", u.uuid))?;
+            state.push_usage(UsageRow {
                 stored: StoredUsage {
                     usage: format_cents(cents),
                     ..u
                 },
+                instant,
                 created: date,
                 description: String::new(),
                 policy: "none".into(),
@@ -143,7 +183,7 @@ impl State {
             let cents = parse_cents(&u.usage)
                 .ok_or_else(|| format!("existing user usage {:?}: bad usage", u.uuid))?;
             let now = state.render(state.now());
-            state.user_usages.push(UserUsageRow {
+            state.push_user_usage(UserUsageRow {
                 stored: StoredUserUsage {
                     usage: format_cents(cents),
                     ..u
@@ -165,8 +205,8 @@ impl State {
         loop {
             self.counter += 1;
             let candidate = det_uuid(tag, self.counter);
-            let taken = self.usages.iter().any(|u| u.stored.uuid == candidate)
-                || self.user_usages.iter().any(|u| u.stored.uuid == candidate);
+            let taken = self.usage_by_uuid.contains_key(&candidate)
+                || self.user_usage_by_uuid.contains_key(&candidate);
             if !taken {
                 return candidate;
             }
@@ -190,7 +230,117 @@ impl State {
 
     /// A resource by (normalised) UUID.
     pub fn resource(&self, uuid: &str) -> Option<&ResourceSetup> {
-        self.resources.iter().find(|r| r.uuid == uuid)
+        self.resource_index.get(uuid).map(|&i| &self.resources[i])
+    }
+
+    /// A resource, mutable (its state may change).
+    pub fn resource_mut(&mut self, uuid: &str) -> Option<&mut ResourceSetup> {
+        self.resource_index
+            .get(uuid)
+            .map(|&i| &mut self.resources[i])
+    }
+
+    /// Whether an offering user with this UUID exists.
+    pub fn has_offering_user(&self, uuid: &str) -> bool {
+        self.offering_user_uuids.contains(uuid)
+    }
+
+    /// Forgets the cached list orders; call after changing a usage row's date.
+    pub fn invalidate_orders(&mut self) {
+        self.usage_order = None;
+        self.user_usage_order = None;
+    }
+
+    /// Positions of all usages in the list endpoint's default order `-date, component type`
+    /// (`notes/waldur-api.md` §1.5), then UUID. Cached until the next write.
+    pub fn usage_order(&mut self) -> Vec<usize> {
+        if self.usage_order.is_none() {
+            let mut order: Vec<usize> = (0..self.usages.len()).collect();
+            let rows = &self.usages;
+            order.sort_by_cached_key(|&i| {
+                let s = &rows[i].stored;
+                (
+                    std::cmp::Reverse(rows[i].instant),
+                    s.component_type.as_str(),
+                    s.uuid.as_str(),
+                )
+            });
+            self.usage_order = Some(order);
+        }
+        self.usage_order.clone().unwrap_or_default()
+    }
+
+    /// Positions of all user usages in the default order `-component_usage.date, component
+    /// type`, then username and UUID. Cached until the next write.
+    pub fn user_usage_order(&mut self) -> Vec<usize> {
+        if self.user_usage_order.is_none() {
+            let mut order: Vec<usize> = (0..self.user_usages.len()).collect();
+            let rows = &self.user_usages;
+            let parent_date = |parent: &str| {
+                self.usage_by_uuid
+                    .get(parent)
+                    .map_or(Timestamp::UNIX_EPOCH, |&p| self.usages[p].instant)
+            };
+            order.sort_by_cached_key(|&i| {
+                let s = &rows[i].stored;
+                (
+                    std::cmp::Reverse(parent_date(&s.component_usage_uuid)),
+                    s.component_type.as_str(),
+                    s.username.as_str(),
+                    s.uuid.as_str(),
+                )
+            });
+            self.user_usage_order = Some(order);
+        }
+        self.user_usage_order.clone().unwrap_or_default()
+    }
+
+    /// Appends a component usage (its key and UUID must be new).
+    pub fn push_usage(&mut self, row: UsageRow) {
+        self.invalidate_orders();
+        let s = &row.stored;
+        let key = (
+            s.resource_uuid.clone(),
+            s.component_type.clone(),
+            s.billing_period.clone(),
+        );
+        self.usage_by_key.insert(key, self.usages.len());
+        self.usage_by_uuid.insert(s.uuid.clone(), self.usages.len());
+        self.usages.push(row);
+    }
+
+    /// Appends a user usage (its key and UUID must be new).
+    pub fn push_user_usage(&mut self, row: UserUsageRow) {
+        self.invalidate_orders();
+        let s = &row.stored;
+        let i = self.user_usages.len();
+        self.user_usage_by_key
+            .insert((s.component_usage_uuid.clone(), s.username.clone()), i);
+        self.user_usage_by_uuid.insert(s.uuid.clone(), i);
+        self.children
+            .entry(s.component_usage_uuid.clone())
+            .or_default()
+            .push(i);
+        self.user_usages.push(row);
+    }
+
+    /// A component usage by UUID.
+    pub fn usage_by_uuid(&self, uuid: &str) -> Option<&UsageRow> {
+        self.usage_by_uuid.get(uuid).map(|&i| &self.usages[i])
+    }
+
+    /// A user usage by UUID.
+    pub fn user_usage_by_uuid(&self, uuid: &str) -> Option<&UserUsageRow> {
+        self.user_usage_by_uuid
+            .get(uuid)
+            .map(|&i| &self.user_usages[i])
+    }
+
+    /// Index of the user usage for (component usage, username).
+    pub fn user_usage_index(&self, parent: &str, username: &str) -> Option<usize> {
+        self.user_usage_by_key
+            .get(&(parent.to_string(), username.to_string()))
+            .copied()
     }
 
     /// The billing type of a component type of the offering.
@@ -204,11 +354,13 @@ impl State {
 
     /// Index of the usage row for (resource, component, period).
     pub fn usage_index(&self, resource: &str, component: &str, period: &str) -> Option<usize> {
-        self.usages.iter().position(|u| {
-            u.stored.resource_uuid == resource
-                && u.stored.component_type == component
-                && u.stored.billing_period == period
-        })
+        self.usage_by_key
+            .get(&(
+                resource.to_string(),
+                component.to_string(),
+                period.to_string(),
+            ))
+            .copied()
     }
 
     /// After user usages changed: a parent whose total is exactly 0 takes the sum of its user

@@ -187,9 +187,11 @@ pub fn set_usage(state: &mut State, ctx: &Ctx) -> Response {
         };
         match state.usage_index(&resource_uuid, &ty, &period) {
             Some(i) => {
+                state.invalidate_orders();
                 let row = &mut state.usages[i];
                 row.stored.usage = format_cents(cents);
                 row.stored.date = date.clone();
+                row.instant = when.instant;
                 row.description = description;
                 row.policy = policy;
                 row.modified_by = modified_by;
@@ -197,7 +199,8 @@ pub fn set_usage(state: &mut State, ctx: &Ctx) -> Response {
             None => {
                 let uuid = state.next_uuid(tags::COMPONENT_USAGE);
                 let created = state.render(state.now());
-                state.usages.push(UsageRow {
+                state.push_usage(UsageRow {
+                    instant: when.instant,
                     stored: StoredUsage {
                         uuid,
                         resource_uuid: resource_uuid.clone(),
@@ -223,7 +226,7 @@ struct UserItem {
     cents: i128,
     user_url: Option<String>,
     /// Target (resource, component, period) when the item has its own `date`.
-    retarget: Option<(String, String)>,
+    retarget: Option<(String, String, Timestamp)>,
 }
 
 /// Resolves a `user` hyperlink to an offering-user URL, or the DRF error message.
@@ -238,7 +241,7 @@ fn resolve_user(state: &State, origin: &str, url: &str) -> Result<String, String
         .filter(|rest| !rest.contains('/'))
         .ok_or("Invalid hyperlink - No URL match.")?;
     let uuid = normalize_uuid(uuid).ok_or("Invalid hyperlink - Object does not exist.")?;
-    if state.offering_users.iter().any(|u| u.uuid == uuid) {
+    if state.has_offering_user(&uuid) {
         Ok(render::offering_user_url(origin, &uuid))
     } else {
         Err("Invalid hyperlink - Object does not exist.".into())
@@ -248,7 +251,7 @@ fn resolve_user(state: &State, origin: &str, url: &str) -> Result<String, String
 /// `POST …/{uuid}/set_user_usage/` (`bulk == false`) and `…/set_user_usages/` (`bulk`).
 pub fn set_user_usage(state: &mut State, ctx: &Ctx, path_uuid: &str, bulk: bool) -> Response {
     let parent = normalize_uuid(path_uuid)
-        .and_then(|u| state.usages.iter().find(|r| r.stored.uuid == u))
+        .and_then(|u| state.usage_by_uuid(&u))
         .map(|r| r.stored.clone());
     let Some(parent) = parent else {
         return detail(404, "No ComponentUsage matches the given query.");
@@ -306,7 +309,11 @@ pub fn set_user_usage(state: &mut State, ctx: &Ctx, path_uuid: &str, bulk: bool)
                         // The date rules answer at the top level, as for set_usage.
                         return bad_request(e);
                     }
-                    retarget = Some((period_text(when.period), state.render(when.instant)));
+                    retarget = Some((
+                        period_text(when.period),
+                        state.render(when.instant),
+                        when.instant,
+                    ));
                 }
                 None => {
                     err.insert("date".into(), json!([DATETIME_FORMAT_MSG]));
@@ -336,12 +343,13 @@ pub fn set_user_usage(state: &mut State, ctx: &Ctx, path_uuid: &str, bulk: bool)
     let mut touched_parents: Vec<String> = Vec::new();
     for item in items {
         let parent_uuid = match &item.retarget {
-            Some((period, date)) if *period != parent.billing_period => {
+            Some((period, date, instant)) if *period != parent.billing_period => {
                 match state.usage_index(&parent.resource_uuid, &parent.component_type, period) {
                     Some(i) => state.usages[i].stored.uuid.clone(),
                     None => {
                         let uuid = state.next_uuid(tags::COMPONENT_USAGE);
-                        state.usages.push(UsageRow {
+                        state.push_usage(UsageRow {
+                            instant: *instant,
                             stored: StoredUsage {
                                 uuid: uuid.clone(),
                                 resource_uuid: parent.resource_uuid.clone(),
@@ -362,16 +370,12 @@ pub fn set_user_usage(state: &mut State, ctx: &Ctx, path_uuid: &str, bulk: bool)
             _ => parent.uuid.clone(),
         };
         let target = state
-            .usages
-            .iter()
-            .find(|u| u.stored.uuid == parent_uuid)
+            .usage_by_uuid(&parent_uuid)
             .map(|u| u.stored.clone())
             .expect("the parent exists");
-        let existing = state.user_usages.iter_mut().find(|u| {
-            u.stored.component_usage_uuid == parent_uuid && u.stored.username == item.username
-        });
-        match existing {
-            Some(row) => {
+        match state.user_usage_index(&parent_uuid, &item.username) {
+            Some(i) => {
+                let row = &mut state.user_usages[i];
                 row.stored.usage = format_cents(item.cents);
                 if item.user_url.is_some() {
                     row.stored.user = item.user_url;
@@ -380,7 +384,7 @@ pub fn set_user_usage(state: &mut State, ctx: &Ctx, path_uuid: &str, bulk: bool)
             }
             None => {
                 let uuid = state.next_uuid(tags::USER_USAGE);
-                state.user_usages.push(UserUsageRow {
+                state.push_user_usage(UserUsageRow {
                     stored: StoredUserUsage {
                         uuid,
                         component_usage_uuid: parent_uuid.clone(),
