@@ -781,3 +781,19 @@ fn the_user_usage_sum_rule_is_respected_by_sending_totals_first() {
     let users: Vec<StoredUserUsage> = env.fake.user_usages();
     assert_eq!(users[0].usage, "1.00");
 }
+
+#[test]
+fn a_clock_with_nanoseconds_still_gives_dates_waldur_accepts() {
+    // Waldur takes at most 6 fractional digits; both the usage date and the identity's
+    // last_restarted are sent in whole seconds.
+    let env = Env::new(Setup::small());
+    let run = env.run(&["--now", "2024-03-20T12:00:00.123456789Z"], &march_input());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    let reqs = env.fake.requests();
+    assert_eq!(bodies(&reqs, "set_usage")[0]["date"], json!(MARCH_DATE));
+    assert_eq!(
+        bodies(&reqs, "marketplace-site-agent-identities/")[0]["last_restarted"],
+        json!("2024-03-20T12:00:00Z")
+    );
+}

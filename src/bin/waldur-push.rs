@@ -132,7 +132,7 @@ impl FromStr for Seconds {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 && v <= 86_400.0 => Ok(Seconds(v)),
+            Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(Seconds(v)),
             _ => Err(format!("expected seconds (0 to 86400), found {s:?}")),
         }
     }
@@ -258,7 +258,9 @@ fn run(args: Args) -> Result<(), Failure> {
     let pusher = Pusher::connect(&client, offering, push_options)
         .map_err(|e| Failure::new(e.exit_code(), e))?;
     if !args.no_register && !args.dry_run {
-        match register::register(&client, pusher.offering_uuid(), &now.to_string()) {
+        // Whole seconds: Waldur's DRF date-times take at most 6 fractional digits.
+        let restarted = jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+        match register::register(&client, pusher.offering_uuid(), &restarted.to_string()) {
             Ok(r) if r.identity_written || r.service_written => {
                 info!("registered the agent identity in Waldur")
             }

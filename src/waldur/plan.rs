@@ -569,7 +569,13 @@ mod tests {
         c
     }
 
-    fn usage(accounts: &[(&str, &[(&str, &str)], &[(&str, &[(&str, &str)])])]) -> PeriodUsage {
+    /// (component, amount) pairs.
+    type Values<'a> = &'a [(&'a str, &'a str)];
+
+    /// (account, total, [(user, values)]).
+    type AccountSpec<'a> = (&'a str, Values<'a>, &'a [(&'a str, Values<'a>)]);
+
+    fn usage(accounts: &[AccountSpec<'_>]) -> PeriodUsage {
         let map = accounts
             .iter()
             .map(|(name, total, users)| {

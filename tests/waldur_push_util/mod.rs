@@ -71,13 +71,24 @@ impl Env {
 
     /// The tool with the config and [`NOW`], and no inherited token variables.
     pub fn command(&self) -> assert_cmd::Command {
+        self.command_with(&self.config)
+    }
+
+    /// [`Env::command`] with another config file.
+    pub fn command_with(&self, config: &Path) -> assert_cmd::Command {
+        let mut cmd = self.bare_command(config);
+        cmd.args(["--now", NOW]);
+        cmd
+    }
+
+    /// The tool with a config and no inherited token variables, nothing else.
+    pub fn bare_command(&self, config: &Path) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("waldur-push").unwrap();
         cmd.env_remove("WALDUR_API_TOKEN")
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("WALDUR_SITE_AGENT_LOG_LEVEL")
             .env_remove("JOURNAL_STREAM")
-            .args(["-c", self.config.to_str().unwrap()])
-            .args(["--now", NOW]);
+            .args(["-c", config.to_str().unwrap()]);
         cmd
     }
 
@@ -85,7 +96,11 @@ impl Env {
     /// unless `args` say otherwise one POST at a time (so request logs have a fixed order),
     /// 3 retries at most 50 ms apart, and a 2 s timeout.
     pub fn run(&self, args: &[&str], input: &str) -> Run {
-        let mut cmd = self.command();
+        let mut cmd = if args.contains(&"--now") {
+            self.bare_command(&self.config)
+        } else {
+            self.command()
+        };
         if !args
             .iter()
             .any(|a| a.starts_with("--token") || *a == "--offline")
@@ -215,6 +230,9 @@ pub fn config_yaml(url: &str, offering_uuid: &str) -> String {
     )
 }
 
+/// `(account, action, status, component, reason)` of a result record.
+pub type Outcome = (String, String, String, Option<String>, Option<String>);
+
 /// A finished run.
 #[derive(Debug)]
 pub struct Run {
@@ -255,7 +273,7 @@ impl Run {
     }
 
     /// `(account, action, status, component, reason)` of each result.
-    pub fn outcomes(&self) -> Vec<(String, String, String, Option<String>, Option<String>)> {
+    pub fn outcomes(&self) -> Vec<Outcome> {
         let s = |v: &Value| v.as_str().map(str::to_string);
         self.results()
             .iter()

@@ -1,0 +1,225 @@
+//! Secrets and transport: tokens are never printed (every run in these tests is grepped, see
+//! `waldur_push_util::Run`), plain http to a non-loopback host is refused, risky token sources
+//! warn, and each token source and OIDC client credentials authenticate.
+
+mod support;
+mod waldur_push_util;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use support::fake_waldur::{PROVIDER_TOKEN, STAFF_TOKEN, Setup};
+use waldur_push_util::*;
+
+fn small_input() -> String {
+    period(
+        "2024-03",
+        &[usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.00")])],
+    )
+}
+
+fn write_mode(path: &std::path::Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn plain_http_to_a_remote_host_is_refused_before_any_request() {
+    let env = Env::new(Setup::small());
+    let remote = env.config_with_url("http://waldur.example.com/api/");
+    let out = env
+        .command_with(&remote)
+        .args(["--token-file", env.provider_token.to_str().unwrap()])
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "waldur_api_url: \"http://waldur.example.com/api/\": plain http would send the API \
+             token unencrypted; use https://"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--allow-insecure-http"));
+}
+
+#[test]
+fn a_token_on_the_command_line_works_but_warns() {
+    let env = Env::new(Setup::small());
+    let run = env.run(&["--token", PROVIDER_TOKEN], &small_input());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "the token was given on the command line, where other users can see it with `ps`"
+        ),
+        "{}",
+        run.stderr
+    );
+    let auth = env.fake.requests()[0].authorization.clone();
+    assert_eq!(auth, Some(format!("Token {PROVIDER_TOKEN}")));
+}
+
+#[test]
+fn a_wrong_token_exits_77_without_showing_it_even_with_debug_logs() {
+    let env = Env::new(Setup::small());
+    let wrong = env.dir.join("wrong");
+    let secret = "0123456789wrongtoken0123456789abcdefabcd";
+    write_mode(&wrong, secret, 0o600);
+    let run = env.run(
+        &[
+            "--token-file",
+            wrong.to_str().unwrap(),
+            "--log-level",
+            "debug",
+        ],
+        &small_input(),
+    );
+    assert_eq!(run.code, 77, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "GET /api/users/me/: HTTP 401 (the token is missing, wrong or expired): Invalid token."
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
+}
+
+#[test]
+fn the_systemd_credential_and_the_environment_are_token_sources() {
+    let env = Env::new(Setup::small());
+    let creds = env.dir.join("creds");
+    std::fs::create_dir_all(&creds).unwrap();
+    write_mode(&creds.join("waldur-api-token"), STAFF_TOKEN, 0o600);
+    let out = env
+        .command()
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("WALDUR_API_TOKEN", PROVIDER_TOKEN)
+        .args(["--staff"])
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The credential comes first: the staff token was used.
+    assert_eq!(
+        env.fake.requests()[0].authorization,
+        Some(format!("Token {STAFF_TOKEN}"))
+    );
+    env.fake.clear_requests();
+    let out = env
+        .command()
+        .env("WALDUR_API_TOKEN", PROVIDER_TOKEN)
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    assert_eq!(Run::from(out).code, 0);
+    assert_eq!(
+        env.fake.requests()[0].authorization,
+        Some(format!("Token {PROVIDER_TOKEN}"))
+    );
+}
+
+#[test]
+fn a_token_in_a_world_readable_config_warns_and_verify_ssl_false_warns_loudly() {
+    let env = Env::new(Setup::small());
+    let config = env.dir.join("open.yaml");
+    let yaml = config_yaml(&env.fake.base_url(), &env.setup.offering.uuid).replace(
+        "    backend_settings:",
+        &format!("    waldur_api_token: \"{PROVIDER_TOKEN}\"\n    verify_ssl: false\n    backend_settings:"),
+    );
+    write_mode(&config, &yaml, 0o644);
+    let out = env
+        .command_with(&config)
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{} holds waldur_api_token and is readable by group or others; run `chmod 600` on it",
+            config.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("verify_ssl is false"), "{}", run.stderr);
+}
+
+/// A one-endpoint OIDC token server: answers every POST with an access token and keeps the
+/// request bodies.
+fn oidc_server(access_token: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(5) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let answer = format!("{{\"access_token\":\"{access_token}\",\"expires_in\":3600}}");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn oidc_client_credentials_give_a_bearer_token_fetched_once() {
+    let env = Env::new(Setup::small());
+    // The fake accepts its tokens as Bearer too, standing in for a JWT.
+    let (token_url, seen) = oidc_server(PROVIDER_TOKEN);
+    let config = env.dir.join("oidc.yaml");
+    let yaml = config_yaml(&env.fake.base_url(), &env.setup.offering.uuid).replace(
+        "    backend_settings:",
+        &format!(
+            "    oidc_token_url: \"{token_url}\"\n    oidc_client_id: \"agent\"\n    \
+             oidc_client_secret: \"s3cr3t-client-secret\"\n    backend_settings:"
+        ),
+    );
+    write_mode(&config, &yaml, 0o600);
+    let out = env
+        .command_with(&config)
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("s3cr3t") && !run.stdout.contains("s3cr3t"));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["grant_type=client_credentials&client_id=agent&client_secret=s3cr3t-client-secret"]
+    );
+    let reqs = env.fake.requests();
+    assert!(reqs.len() > 3);
+    assert!(
+        reqs.iter()
+            .all(|r| r.authorization == Some(format!("Bearer {PROVIDER_TOKEN}")))
+    );
+}
