@@ -254,6 +254,7 @@ fn run(args: Args) -> Result<(), Failure> {
         concurrency: args.concurrency,
         now,
         timezone: timezone.clone(),
+        allocation_prefix: offering.backend.allocation_prefix.clone(),
     };
     let pusher = Pusher::connect(&client, offering, push_options)
         .map_err(|e| Failure::new(e.exit_code(), e))?;

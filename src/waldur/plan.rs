@@ -9,7 +9,9 @@
 //! - a component whose new value is lower than Waldur's is held back (a `skipped` result with
 //!   `decrease: <old> -> <new>`) unless decreases are allowed; the rest of the resource goes on;
 //! - a reportable resource with no usage in the period gets zeros for the components Waldur
-//!   has no record of, and nothing else (zeros are never sent as a decrease);
+//!   has no record of, and nothing else (zeros are never sent as a decrease); when an
+//!   `allocation_prefix` is configured, only resources whose `backend_id` has it: the others
+//!   were never measured, and a zero for them would be a guess;
 //! - per-user values go per component, in one bulk POST holding the users whose value differs
 //!   (held back the same way when lower).
 
@@ -233,10 +235,13 @@ pub struct Plan {
 }
 
 /// Options of the computation.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PlanOptions {
     /// Send values lower than Waldur's.
     pub allow_decrease: bool,
+    /// The configured `allocation_prefix`, lower-cased: resources without it are outside what
+    /// slurm-usage measured and never get zeros.
+    pub measured_prefix: Option<String>,
 }
 
 /// A result record without a request.
@@ -327,11 +332,11 @@ pub fn plan(
             .as_ref()
             .expect("checked by the input collector");
         plan_total(
-            &mut plan, &period, name, rid, total, catalog, existing, options,
+            &mut plan, &period, name, rid, total, catalog, existing, &options,
         );
         for component in &catalog.sendable {
             plan_users(
-                &mut plan, &period, name, rid, component, account, existing, options,
+                &mut plan, &period, name, rid, component, account, existing, &options,
             );
         }
         for user_values in account.users.values() {
@@ -347,6 +352,23 @@ pub fn plan(
         if usage.accounts.contains_key(&key) {
             continue;
         }
+        let account = resource.backend_id.clone().unwrap_or_default();
+        if let Some(prefix) = &options.measured_prefix {
+            if !key.starts_with(prefix.as_str()) {
+                plan.results.push(result(
+                    &period,
+                    &account,
+                    Some(&resource.uuid),
+                    "set_usage",
+                    "skipped",
+                    Some(format!(
+                        "backend_id outside allocation_prefix {prefix:?}: not measured, nothing sent"
+                    )),
+                    None,
+                ));
+                continue;
+            }
+        }
         let missing: Vec<UsageItem> = catalog
             .sendable
             .iter()
@@ -356,7 +378,6 @@ pub fn plan(
                 amount: Amount::ZERO,
             })
             .collect();
-        let account = resource.backend_id.clone().unwrap_or_default();
         if missing.is_empty() {
             plan.results.push(result(
                 &period,
@@ -389,7 +410,7 @@ fn plan_total(
     total: &BTreeMap<String, Amount>,
     catalog: &Catalog,
     existing: &Existing,
-    options: PlanOptions,
+    options: &PlanOptions,
 ) {
     let mut send = Vec::new();
     let mut changed = false;
@@ -467,7 +488,7 @@ fn plan_users(
     component: &str,
     usage: &super::input::AccountUsage,
     existing: &Existing,
-    options: PlanOptions,
+    options: &PlanOptions,
 ) {
     let cu = existing.component_usage(rid, component);
     let mut items = Vec::new();
@@ -761,6 +782,37 @@ mod tests {
     }
 
     #[test]
+    fn resources_outside_the_allocation_prefix_get_no_guessed_zeros() {
+        // Only hpc_a has usage. With prefix "hpc_i", hpc_idle is in scope and gets its zeros;
+        // hpc_a is reported anyway (it came in the input); HPC_B is out of scope, so nothing
+        // is sent for it: slurm-usage never measured it.
+        let u = usage(&[("hpc_a", &[("cpu", "1.00")], &[])]);
+        let options = PlanOptions {
+            allow_decrease: false,
+            measured_prefix: Some("hpc_i".into()),
+        };
+        let p = plan(&u, &catalog(), &Existing::default(), options);
+        let sent: Vec<(&str, bool)> = p
+            .totals
+            .iter()
+            .map(|t| (t.account.as_str(), t.zero_fill))
+            .collect();
+        assert_eq!(sent, vec![("hpc_a", false), ("hpc_idle", true)]);
+        assert_eq!(
+            statuses(&p),
+            vec![(
+                "HPC_B".into(),
+                "skipped".into(),
+                None,
+                Some(
+                    "backend_id outside allocation_prefix \"hpc_i\": not measured, nothing sent"
+                        .into()
+                )
+            )]
+        );
+    }
+
+    #[test]
     fn a_change_sends_all_components_of_that_resource_only() {
         let u = usage(&[
             ("hpc_a", &[("cpu", "2.00"), ("mem", "5.00")], &[]),
@@ -840,6 +892,7 @@ mod tests {
             &existing,
             PlanOptions {
                 allow_decrease: true,
+                measured_prefix: None,
             },
         );
         assert_eq!(p.totals[0].usages.len(), 2);
@@ -893,6 +946,7 @@ mod tests {
             &existing,
             PlanOptions {
                 allow_decrease: true,
+                measured_prefix: None,
             },
         );
         let idle: Vec<_> = p.totals.iter().filter(|t| t.resource == "r4").collect();

@@ -44,6 +44,9 @@ pub struct PushOptions {
     pub now: Timestamp,
     /// The config's time zone, in which billing months are computed.
     pub timezone: TimeZone,
+    /// The configured `allocation_prefix`: resources without it get no zeros (see
+    /// [`super::plan::PlanOptions::measured_prefix`]).
+    pub allocation_prefix: Option<String>,
 }
 
 /// Why a run could not start.
@@ -263,6 +266,11 @@ impl<'a> Pusher<'a> {
             &existing,
             PlanOptions {
                 allow_decrease: self.options.allow_decrease,
+                measured_prefix: self
+                    .options
+                    .allocation_prefix
+                    .as_ref()
+                    .map(|p| p.to_lowercase()),
             },
         );
         for c in &plan.dropped_components {
