@@ -31,33 +31,6 @@ fn setup_calls() -> Vec<(String, String)> {
     ]
 }
 
-/// hpc_alloc1 with two users in March.
-fn march_input() -> String {
-    period(
-        "2024-03",
-        &[
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                None,
-                &[("cpu", "1.54"), ("mem", "6008.00")],
-            ),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser1"),
-                &[("cpu", "1.00"), ("mem", "4000.00")],
-            ),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser2"),
-                &[("cpu", "0.54"), ("mem", "2008.00")],
-            ),
-        ],
-    )
-}
-
 fn offering_user_url(env: &Env, n: u64) -> String {
     format!(
         "{}/api/marketplace-offering-users/{}/",

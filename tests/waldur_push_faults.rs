@@ -16,36 +16,10 @@ use waldur_push_util::*;
 type Totals = Vec<(String, String, String, String)>;
 type UserTotals = Vec<(String, String, String, String, String)>;
 
-fn input() -> String {
-    period(
-        "2024-03",
-        &[
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                None,
-                &[("cpu", "1.54"), ("mem", "6008.00")],
-            ),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser1"),
-                &[("cpu", "1.00"), ("mem", "4000.00")],
-            ),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser2"),
-                &[("cpu", "0.54"), ("mem", "2008.00")],
-            ),
-        ],
-    )
-}
-
 /// What Waldur holds after a run without faults.
 fn fault_free() -> (Totals, UserTotals) {
     let env = Env::new(Setup::small());
-    assert_eq!(env.run(&[], &input()).code, 0);
+    assert_eq!(env.run(&[], &march_input()).code, 0);
     (env.totals(), env.user_totals())
 }
 
@@ -71,7 +45,7 @@ fn assert_never_two_values(env: &Env) {
 fn recovers(fault: Fault, extra: &[&str]) -> Env {
     let env = Env::new(Setup::small());
     env.fake.inject(fault.clone());
-    let run = env.run(extra, &input());
+    let run = env.run(extra, &march_input());
     assert_eq!(run.code, 0, "{fault:?}: {}", run.stderr);
     assert!(
         env.fake.pending_faults().is_empty(),
@@ -177,7 +151,7 @@ fn an_outage_fails_fast_and_names_what_was_not_submitted() {
     let env = Env::new(Setup::small());
     env.fake
         .inject(Fault::new("POST", "set_usage/", FaultKind::Status(503)).times(100));
-    let run = env.run(&[], &input());
+    let run = env.run(&[], &march_input());
     assert_eq!(run.code, 75, "{}", run.stderr);
     // hpc_alloc1: 1 attempt + 3 retries. Then the client stops sending: hpc_alloc2's zeros
     // are not attempted at all.
@@ -219,7 +193,7 @@ fn a_refusal_is_not_retried_and_the_other_resources_still_go() {
     let env = Env::new(Setup::small());
     env.fake
         .inject(Fault::new("POST", "set_usage/", FaultKind::Status(400)));
-    let run = env.run(&[], &input());
+    let run = env.run(&[], &march_input());
     assert_eq!(run.code, 76, "{}", run.stderr);
     let statuses: Vec<u16> = env
         .fake
@@ -254,7 +228,7 @@ fn a_refused_token_exits_77() {
     let env = Env::new(Setup::small());
     env.fake
         .inject(Fault::new("GET", "/api/users/me/", FaultKind::Status(401)));
-    let run = env.run(&[], &input());
+    let run = env.run(&[], &march_input());
     assert_eq!(run.code, 77, "{}", run.stderr);
     assert!(
         run.stderr
@@ -266,7 +240,7 @@ fn a_refused_token_exits_77() {
 #[test]
 fn a_stream_cut_before_period_end_submits_nothing() {
     let env = Env::new(Setup::small());
-    let full = input();
+    let full = march_input();
     let cut: String = full.lines().take(2).map(|l| format!("{l}\n")).collect();
     let run = env.run(&[], &cut);
     assert_eq!(run.code, 65, "{}", run.stderr);
@@ -303,7 +277,10 @@ fn a_short_count_or_a_bad_line_refuses_the_period_but_not_the_others() {
     ]
     .concat()
         + &period_end("2024-02", 3);
-    let run = env.run(&["--staff", "--token-file", &staff], &(feb + &input()));
+    let run = env.run(
+        &["--staff", "--token-file", &staff],
+        &(feb + &march_input()),
+    );
     assert_eq!(run.code, 65, "{}", run.stderr);
     assert!(
         run.stderr.contains("announces 3 records but 2 arrived"),
@@ -315,7 +292,7 @@ fn a_short_count_or_a_bad_line_refuses_the_period_but_not_the_others() {
     assert_eq!(env.totals().len(), 5);
     // An amount with three decimals refuses its period, naming the line.
     let env = Env::new(Setup::small());
-    let bad = input().replace("\"0.54\"", "\"0.545\"");
+    let bad = march_input().replace("\"0.54\"", "\"0.545\"");
     let run = env.run(&[], &bad);
     assert_eq!(run.code, 65);
     assert!(

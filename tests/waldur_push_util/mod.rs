@@ -158,16 +158,19 @@ impl Env {
             .collect()
     }
 
+    /// The backend_id of the resource with `uuid` (the uuid itself when unknown).
+    fn backend_id(&self, uuid: &str) -> String {
+        self.setup
+            .resources
+            .iter()
+            .find(|r| r.uuid == uuid)
+            .map(|r| r.backend_id.clone())
+            .unwrap_or_else(|| uuid.to_string())
+    }
+
     /// Stored totals as `(billing_period, backend_id, component, usage)`.
     pub fn totals(&self) -> Vec<(String, String, String, String)> {
-        let name = |uuid: &str| {
-            self.setup
-                .resources
-                .iter()
-                .find(|r| r.uuid == uuid)
-                .map(|r| r.backend_id.clone())
-                .unwrap_or_else(|| uuid.to_string())
-        };
+        let name = |uuid: &str| self.backend_id(uuid);
         self.fake
             .usages()
             .into_iter()
@@ -184,14 +187,7 @@ impl Env {
 
     /// Stored per-user values as `(billing_period, backend_id, component, username, usage)`.
     pub fn user_totals(&self) -> Vec<(String, String, String, String, String)> {
-        let name = |uuid: &str| {
-            self.setup
-                .resources
-                .iter()
-                .find(|r| r.uuid == uuid)
-                .map(|r| r.backend_id.clone())
-                .unwrap_or_else(|| uuid.to_string())
-        };
+        let name = |uuid: &str| self.backend_id(uuid);
         self.fake
             .user_usages()
             .into_iter()
@@ -348,4 +344,31 @@ pub fn t4(a: &str, b: &str, c: &str, d: &str) -> (String, String, String, String
 /// Shorthand for owned string tuples in expectations.
 pub fn t5(a: &str, b: &str, c: &str, d: &str, e: &str) -> (String, String, String, String, String) {
     (a.into(), b.into(), c.into(), d.into(), e.into())
+}
+
+/// The common input: hpc_alloc1 with two users in March (total cpu 1.54 = 1.00 + 0.54).
+pub fn march_input() -> String {
+    period(
+        "2024-03",
+        &[
+            usage(
+                "2024-03",
+                "hpc_alloc1",
+                None,
+                &[("cpu", "1.54"), ("mem", "6008.00")],
+            ),
+            usage(
+                "2024-03",
+                "hpc_alloc1",
+                Some("hpcuser1"),
+                &[("cpu", "1.00"), ("mem", "4000.00")],
+            ),
+            usage(
+                "2024-03",
+                "hpc_alloc1",
+                Some("hpcuser2"),
+                &[("cpu", "0.54"), ("mem", "2008.00")],
+            ),
+        ],
+    )
 }
