@@ -277,51 +277,47 @@ pub fn plan(
     let mut plan = Plan::default();
     for (key, account) in &usage.accounts {
         let name = account.account.as_str();
+        let skipped = |resource: Option<&str>, reason: String| {
+            result(
+                &period,
+                name,
+                resource,
+                "set_usage",
+                "skipped",
+                Some(reason),
+                None,
+            )
+        };
         let resource = match catalog.lookup(key) {
             Lookup::Reportable(r) => r,
             Lookup::NotReportable(r) => {
-                plan.results.push(result(
-                    &period,
-                    name,
+                plan.results.push(skipped(
                     Some(&r.uuid),
-                    "set_usage",
-                    "skipped",
-                    Some(format!(
+                    format!(
                         "resource state {}: Waldur takes usage only for OK, Updating and \
                          Terminating resources",
                         r.state.as_deref().unwrap_or("unknown")
-                    )),
-                    None,
+                    ),
                 ));
                 continue;
             }
             Lookup::Ambiguous(rs) => {
                 let ids: Vec<&str> = rs.iter().map(|r| r.uuid.as_str()).collect();
-                plan.results.push(result(
-                    &period,
-                    name,
+                plan.results.push(skipped(
                     None,
-                    "set_usage",
-                    "skipped",
-                    Some(format!(
+                    format!(
                         "several resources have backend_id {name:?}: {}",
                         ids.join(", ")
-                    )),
-                    None,
+                    ),
                 ));
                 continue;
             }
             Lookup::Missing => {
-                plan.results.push(result(
-                    &period,
-                    name,
+                plan.results.push(skipped(
                     None,
-                    "set_usage",
-                    "skipped",
-                    Some(format!(
+                    format!(
                         "no resource: no active resource of the offering has backend_id {name:?}"
-                    )),
-                    None,
+                    ),
                 ));
                 continue;
             }
