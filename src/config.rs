@@ -227,6 +227,9 @@ pub struct Offering {
     pub oidc: Option<OidcSettings>,
     /// `verify_ssl` (default true).
     pub verify_ssl: bool,
+    /// The Waldur server's time zone: the offering's `waldur_timezone`, else the top-level
+    /// one, else `UTC`.
+    pub waldur_timezone: String,
     /// `backend_settings`.
     pub backend: BackendSettings,
     /// `backend_components`, by name.
@@ -249,8 +252,13 @@ pub struct OidcSettings {
 pub struct Config {
     /// Where it was read from.
     pub file: String,
-    /// IANA time zone of the billing months (default `UTC`).
+    /// IANA time zone of the billing months at the site (default `UTC`): which jobs belong
+    /// to a month.
     pub timezone: String,
+    /// `waldur_timezone`: the Waldur server's `TIME_ZONE` (default `UTC`, Waldur's default),
+    /// in which the server decides which month a POST is filed under. An offering may
+    /// override it.
+    pub waldur_timezone: String,
     /// Months per reporting cycle, current included (default 2, 1..=12).
     pub reporting_periods: u32,
     /// `log_level`, if set.
@@ -293,22 +301,9 @@ impl Config {
             value: &root,
         };
         root.expect_mapping()?;
-        let timezone = match root.get("timezone") {
-            Some(n) => n.string()?,
-            None => "UTC".to_string(),
-        };
-        if timezone.trim().is_empty() {
-            return Err(root.child_err(
-                "timezone",
-                "expected an IANA time zone such as Europe/Tallinn, found an empty string",
-            ));
-        }
-        if jiff::tz::TimeZone::get(&timezone).is_err() {
-            return Err(root.child_err(
-                "timezone",
-                &format!("unknown time zone {timezone:?} (expected an IANA name such as Europe/Tallinn; is tzdata installed?)"),
-            ));
-        }
+        let timezone = zone_key(&root, "timezone")?.unwrap_or_else(|| "UTC".to_string());
+        let waldur_timezone =
+            zone_key(&root, "waldur_timezone")?.unwrap_or_else(|| "UTC".to_string());
         let reporting_periods = match root.get("reporting_periods") {
             Some(n) => {
                 let v = n.integer()?;
@@ -339,11 +334,12 @@ impl Config {
         let offerings = items
             .iter()
             .enumerate()
-            .map(|(i, _)| parse_offering(i, &list, top_compat))
+            .map(|(i, _)| parse_offering(i, &list, top_compat, &waldur_timezone))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Config {
             file: file.into(),
             timezone,
+            waldur_timezone,
             reporting_periods,
             log_level,
             global_proxy,
@@ -399,13 +395,37 @@ pub fn normalize_uuid(text: &str) -> String {
         .collect()
 }
 
+/// An optional IANA time zone under `key`.
+fn zone_key(node: &Node<'_>, key: &str) -> Result<Option<String>, ConfigError> {
+    let Some(n) = node.get(key) else {
+        return Ok(None);
+    };
+    let zone = n.string()?;
+    if zone.trim().is_empty() {
+        return Err(node.child_err(
+            key,
+            "expected an IANA time zone such as Europe/Tallinn, found an empty string",
+        ));
+    }
+    if jiff::tz::TimeZone::get(&zone).is_err() {
+        return Err(node.child_err(
+            key,
+            &format!("unknown time zone {zone:?} (expected an IANA name such as Europe/Tallinn; is tzdata installed?)"),
+        ));
+    }
+    Ok(Some(zone))
+}
+
 fn parse_offering(
     index: usize,
     list: &Node<'_>,
     top_compat: Option<Compat>,
+    top_waldur_timezone: &str,
 ) -> Result<Offering, ConfigError> {
     let node = list.at_index(index);
     node.expect_mapping()?;
+    let waldur_timezone =
+        zone_key(&node, "waldur_timezone")?.unwrap_or_else(|| top_waldur_timezone.to_string());
     let required = |key: &str| -> Result<String, ConfigError> {
         let n = node
             .get(key)
@@ -499,6 +519,7 @@ fn parse_offering(
         waldur_api_token,
         oidc,
         verify_ssl,
+        waldur_timezone,
         backend,
         components,
     })

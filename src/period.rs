@@ -81,6 +81,268 @@ impl fmt::Display for PeriodError {
 
 impl std::error::Error for PeriodError {}
 
+/// Years a billing month may lie in: from the Unix epoch to the year before jiff's last,
+/// so that every month has a successor.
+pub const YEARS: std::ops::RangeInclusive<i16> = 1970..=9998;
+
+/// How far behind "now" the `date` of current-month usage is set, so that a server whose
+/// clock is a little behind ours never sees a date in its future.
+pub const CLOCK_MARGIN_SECONDS: i64 = 300;
+
+/// A calendar month: the unit Waldur bills in. The one month type of all four tools.
+///
+/// A month has no zone of its own; its instants depend on where it is seen from. The site's
+/// `timezone` decides which jobs belong to it (`month-split`, `slurm-usage`), the Waldur
+/// server's `TIME_ZONE` decides which month a POST is filed under ([`BillingZones`]).
+///
+/// ```
+/// use waldur_usage::period::Period;
+///
+/// let march: Period = "2024-03".parse().unwrap();
+/// assert_eq!(march.billing_period(), "2024-03-01");
+/// assert_eq!(march.next().to_string(), "2024-04");
+/// let tallinn = jiff::tz::TimeZone::get("Europe/Tallinn").unwrap();
+/// let (start, end) = march.bounds(&tallinn);
+/// assert_eq!(start.to_string(), "2024-02-29T22:00:00Z");
+/// assert_eq!(end.to_string(), "2024-03-31T21:00:00Z");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Period {
+    year: i16,
+    month: i8,
+}
+
+impl Period {
+    /// The month `year`-`month`, if the year is in [`YEARS`] and the month in 1..=12.
+    pub fn new(year: i16, month: i8) -> Option<Period> {
+        (YEARS.contains(&year) && (1..=12).contains(&month)).then_some(Period { year, month })
+    }
+
+    /// Parse `YYYY-MM`.
+    pub fn parse(text: &str) -> Result<Period, PeriodError> {
+        let bad = || PeriodError::BadMonth(text.to_string());
+        let (y, m) = text.split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 || !y.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let year: i16 = y.parse().map_err(|_| bad())?;
+        let month: i8 = m.parse().map_err(|_| bad())?;
+        Period::new(year, month).ok_or_else(bad)
+    }
+
+    /// The month that `at` falls in, seen from `tz`.
+    pub fn containing(at: Timestamp, tz: &TimeZone) -> Period {
+        let date = at.to_zoned(tz.clone()).date();
+        Period {
+            year: date.year(),
+            month: date.month(),
+        }
+    }
+
+    /// The year.
+    pub fn year(&self) -> i16 {
+        self.year
+    }
+
+    /// The month, 1 to 12.
+    pub fn month(&self) -> i8 {
+        self.month
+    }
+
+    /// The month after this one.
+    pub fn next(&self) -> Period {
+        let (year, month) = next_month(self.year, self.month);
+        Period { year, month }
+    }
+
+    /// The month before this one.
+    pub fn previous(&self) -> Period {
+        if self.month == 1 {
+            Period {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Period {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
+    /// Its first day.
+    pub fn first_day(&self) -> Date {
+        jiff::civil::date(self.year, self.month, 1)
+    }
+
+    /// Waldur's `billing_period`: the first day of the month, `YYYY-MM-01`.
+    pub fn billing_period(&self) -> String {
+        format!("{:04}-{:02}-01", self.year, self.month)
+    }
+
+    /// Local midnight of the 1st in `tz` (the earlier instant if midnight repeats, the first
+    /// instant after the gap if it is skipped).
+    pub fn start(&self, tz: &TimeZone) -> Zoned {
+        self.first_day()
+            .to_zoned(tz.clone())
+            .expect("midnight of a day between 1970 and 9999 exists in every zone")
+    }
+
+    /// `[start, end)` of the month in `tz`.
+    pub fn bounds(&self, tz: &TimeZone) -> (Timestamp, Timestamp) {
+        (
+            self.start(tz).timestamp(),
+            self.next().start(tz).timestamp(),
+        )
+    }
+
+    /// True when the whole month lies before `now`, seen from `tz`.
+    pub fn is_closed(&self, tz: &TimeZone, now: Timestamp) -> bool {
+        self.bounds(tz).1 <= now
+    }
+
+    /// True when the month has begun at `now`, seen from `tz`.
+    pub fn has_started(&self, tz: &TimeZone, now: Timestamp) -> bool {
+        self.bounds(tz).0 <= now
+    }
+
+    /// The `period` record of this month in `tz_name`; `index`/`count` are 1/1.
+    pub fn record(&self, tz_name: &str, now: Timestamp) -> Result<PeriodRecord, PeriodError> {
+        let tz = zone(tz_name)?;
+        let start = self.start(&tz);
+        let end = self.next().start(&tz);
+        Ok(PeriodRecord {
+            period: self.to_string(),
+            start: rfc3339(&start),
+            end: rfc3339(&end),
+            timezone: tz_name.to_string(),
+            index: 1,
+            count: 1,
+            closed: end.timestamp() <= now,
+        })
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+impl std::str::FromStr for Period {
+    type Err = PeriodError;
+
+    fn from_str(s: &str) -> Result<Period, PeriodError> {
+        Period::parse(s)
+    }
+}
+
+/// Where a month stands on the Waldur server at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// It is the server's current month: usage dated now is filed under it.
+    Current,
+    /// The server has moved past it: only a staff token, on a server that honours `date`, can
+    /// still write it.
+    Past {
+        /// The server's current month.
+        server: Period,
+    },
+    /// The server has not reached it yet: anything sent now would be filed under `server`.
+    Future {
+        /// The server's current month.
+        server: Period,
+    },
+}
+
+/// The two clocks a billing month is read from: the site's `timezone` (which jobs belong to a
+/// month) and the Waldur server's `TIME_ZONE` (which month a POST is filed under).
+///
+/// At 00:30 on April 1st in Tallinn a UTC server is still in March: April's first usage
+/// would land in March. At 21:00 on March 31st in New York a UTC server is already in April.
+///
+/// ```
+/// use waldur_usage::period::{BillingZones, Period, Standing};
+///
+/// let zones = BillingZones::new("Europe/Tallinn", "UTC").unwrap();
+/// let now: jiff::Timestamp = "2024-03-31T21:30:00Z".parse().unwrap(); // 00:30 in Tallinn
+/// assert_eq!(zones.site_month(now).to_string(), "2024-04");
+/// assert_eq!(zones.server_month(now).to_string(), "2024-03");
+/// let april: Period = "2024-04".parse().unwrap();
+/// let march = april.previous();
+/// assert_eq!(zones.standing(march, now), Standing::Current);
+/// assert_eq!(zones.standing(april, now), Standing::Future { server: march });
+/// assert_eq!(zones.current_date(march, now), "2024-03-31T21:25:00Z");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct BillingZones {
+    /// The site's zone name (the config's `timezone`).
+    pub site_name: String,
+    /// The site's zone.
+    pub site: TimeZone,
+    /// The server's zone name (`waldur_timezone`, UTC by default).
+    pub server_name: String,
+    /// The server's zone.
+    pub server: TimeZone,
+}
+
+impl BillingZones {
+    /// Look up both zones by IANA name.
+    pub fn new(site: &str, server: &str) -> Result<BillingZones, PeriodError> {
+        Ok(BillingZones {
+            site_name: site.to_string(),
+            site: zone(site)?,
+            server_name: server.to_string(),
+            server: zone(server)?,
+        })
+    }
+
+    /// The month it is at the site at `now`.
+    pub fn site_month(&self, now: Timestamp) -> Period {
+        Period::containing(now, &self.site)
+    }
+
+    /// The month it is on the Waldur server at `now`.
+    pub fn server_month(&self, now: Timestamp) -> Period {
+        Period::containing(now, &self.server)
+    }
+
+    /// Where `period` stands on the server at `now`.
+    pub fn standing(&self, period: Period, now: Timestamp) -> Standing {
+        let server = self.server_month(now);
+        match period.cmp(&server) {
+            std::cmp::Ordering::Equal => Standing::Current,
+            std::cmp::Ordering::Less => Standing::Past { server },
+            std::cmp::Ordering::Greater => Standing::Future { server },
+        }
+    }
+
+    /// The `date` for usage of the server's current month: now less
+    /// [`CLOCK_MARGIN_SECONDS`], in whole seconds, clamped inside the month in the server's
+    /// zone (never before its first instant, never at or after its end).
+    pub fn current_date(&self, period: Period, now: Timestamp) -> String {
+        let (start, end) = period.bounds(&self.server);
+        let wanted = now
+            .checked_sub(CLOCK_MARGIN_SECONDS.seconds())
+            .unwrap_or(now);
+        let last = end.checked_sub(1.second()).unwrap_or(start);
+        let chosen = wanted.max(start).min(last);
+        Timestamp::from_second(chosen.as_second())
+            .unwrap_or(chosen)
+            .to_string()
+    }
+
+    /// The `date` for usage of a past month (staff backfill): the 15th at 12:00 in the
+    /// server's zone, inside the month whatever the zones.
+    pub fn past_date(&self, period: Period) -> String {
+        let noon = jiff::civil::date(period.year, period.month, 15).at(12, 0, 0, 0);
+        noon.to_zoned(self.server.clone())
+            .map(|z| z.timestamp())
+            .unwrap_or_else(|_| period.bounds(&self.server).0)
+            .to_string()
+    }
+}
+
 /// Look up an IANA time zone.
 pub fn zone(tz_name: &str) -> Result<TimeZone, PeriodError> {
     TimeZone::get(tz_name).map_err(|_| PeriodError::UnknownZone(tz_name.to_string()))
@@ -88,17 +350,8 @@ pub fn zone(tz_name: &str) -> Result<TimeZone, PeriodError> {
 
 /// Parse `YYYY-MM` into (year, month).
 pub fn parse_month(text: &str) -> Result<(i16, i8), PeriodError> {
-    let bad = || PeriodError::BadMonth(text.to_string());
-    let (y, m) = text.trim().split_once('-').ok_or_else(bad)?;
-    if y.len() != 4 || m.len() != 2 {
-        return Err(bad());
-    }
-    let year: i16 = y.parse().map_err(|_| bad())?;
-    let month: i8 = m.parse().map_err(|_| bad())?;
-    if !(1..=12).contains(&month) || year < 1970 {
-        return Err(bad());
-    }
-    Ok((year, month))
+    let p = Period::parse(text)?;
+    Ok((p.year, p.month))
 }
 
 /// Parse `YYYY-MM-DD`.
@@ -116,12 +369,6 @@ pub fn rfc3339(zoned: &Zoned) -> String {
     zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
 }
 
-fn month_start(tz: &TimeZone, year: i16, month: i8) -> Result<Zoned, PeriodError> {
-    let date = Date::new(year, month, 1).map_err(|e| PeriodError::Time(e.to_string()))?;
-    date.to_zoned(tz.clone())
-        .map_err(|e| PeriodError::Time(format!("start of {year:04}-{month:02}: {e}")))
-}
-
 fn next_month(year: i16, month: i8) -> (i16, i8) {
     if month == 12 {
         (year + 1, 1)
@@ -137,19 +384,9 @@ pub fn month_period(
     month: i8,
     now: Timestamp,
 ) -> Result<PeriodRecord, PeriodError> {
-    let tz = zone(tz_name)?;
-    let start = month_start(&tz, year, month)?;
-    let (ny, nm) = next_month(year, month);
-    let end = month_start(&tz, ny, nm)?;
-    Ok(PeriodRecord {
-        period: format!("{year:04}-{month:02}"),
-        start: rfc3339(&start),
-        end: rfc3339(&end),
-        timezone: tz_name.to_string(),
-        index: 1,
-        count: 1,
-        closed: end.timestamp() <= now,
-    })
+    Period::new(year, month)
+        .ok_or_else(|| PeriodError::BadMonth(format!("{year:04}-{month:02}")))?
+        .record(tz_name, now)
 }
 
 fn number(mut periods: Vec<PeriodRecord>) -> Vec<PeriodRecord> {
@@ -450,5 +687,113 @@ mod tests {
             zone("Mars/Olympus"),
             Err(PeriodError::UnknownZone(_))
         ));
+    }
+
+    #[test]
+    fn months_parse_format_and_step() {
+        let p = Period::parse("2024-03").unwrap();
+        assert_eq!(p.to_string(), "2024-03");
+        assert_eq!(p.billing_period(), "2024-03-01");
+        assert_eq!(
+            Period::parse("2024-12").unwrap().next().to_string(),
+            "2025-01"
+        );
+        assert_eq!(
+            Period::parse("2024-01").unwrap().previous().to_string(),
+            "2023-12"
+        );
+        for bad in [
+            "2024-3", "2024-13", "24-03", "2024/03", "abcd-ef", "2024-00", "+024-03", "1969-12",
+            "9999-01", "March",
+        ] {
+            assert_eq!(
+                Period::parse(bad),
+                Err(PeriodError::BadMonth(bad.into())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_follow_the_time_zone_including_dst() {
+        let tz = TimeZone::get("Europe/Tallinn").unwrap();
+        let (start, end) = Period::parse("2024-03").unwrap().bounds(&tz);
+        // Tallinn is UTC+2 in winter, UTC+3 from the last Sunday of March.
+        assert_eq!(start, ts("2024-02-29T22:00:00Z"));
+        assert_eq!(end, ts("2024-03-31T21:00:00Z"));
+    }
+
+    #[test]
+    fn closed_means_the_month_has_ended_in_the_given_zone() {
+        let tz = TimeZone::get("Europe/Tallinn").unwrap();
+        let march = Period::parse("2024-03").unwrap();
+        // 2024-03-31T21:30Z is already April 1st 00:30 in Tallinn.
+        assert!(march.is_closed(&tz, ts("2024-03-31T21:30:00Z")));
+        assert!(!march.is_closed(&tz, ts("2024-03-31T20:59:59Z")));
+        assert!(!march.is_closed(&TimeZone::UTC, ts("2024-03-31T21:30:00Z")));
+        assert!(!march.has_started(&tz, ts("2024-02-29T21:59:59Z")));
+    }
+
+    fn zones(site: &str) -> BillingZones {
+        BillingZones::new(site, "UTC").unwrap()
+    }
+
+    #[test]
+    fn east_of_the_server_the_new_month_starts_before_the_servers() {
+        // 00:30 on April 1st in Tallinn is 21:30 on March 31st in UTC.
+        let z = zones("Europe/Tallinn");
+        let now = ts("2024-03-31T21:30:00Z");
+        let march = Period::parse("2024-03").unwrap();
+        assert_eq!(z.site_month(now), march.next());
+        assert_eq!(z.server_month(now), march);
+        assert_eq!(z.standing(march, now), Standing::Current);
+        assert_eq!(
+            z.standing(march.next(), now),
+            Standing::Future { server: march }
+        );
+    }
+
+    #[test]
+    fn west_of_the_server_the_servers_month_ends_first() {
+        // 21:00 on March 31st in New York (EDT, UTC-4) is 01:00 on April 1st in UTC.
+        let z = zones("America/New_York");
+        let now = ts("2024-04-01T01:00:00Z");
+        let march = Period::parse("2024-03").unwrap();
+        assert_eq!(z.site_month(now), march);
+        assert_eq!(
+            z.standing(march, now),
+            Standing::Past {
+                server: march.next()
+            }
+        );
+    }
+
+    #[test]
+    fn current_dates_stay_inside_the_servers_month() {
+        let z = zones("Europe/Tallinn");
+        let march = Period::parse("2024-03").unwrap();
+        // 12:00:00.750 less 300 s is 11:55:00.750, shown to the second.
+        assert_eq!(
+            z.current_date(march, ts("2024-03-10T12:00:00.750Z")),
+            "2024-03-10T11:55:00Z"
+        );
+        // Two minutes into the server's month the margin would leave it: its start is used.
+        assert_eq!(
+            z.current_date(march, ts("2024-03-01T00:02:00Z")),
+            "2024-03-01T00:00:00Z"
+        );
+        // A clock past the month's end never gives a date in the next month.
+        assert_eq!(
+            z.current_date(march, ts("2024-04-01T00:10:00Z")),
+            "2024-03-31T23:59:59Z"
+        );
+    }
+
+    #[test]
+    fn past_dates_are_mid_month_in_the_servers_zone() {
+        let march = Period::parse("2024-03").unwrap();
+        assert_eq!(zones("UTC").past_date(march), "2024-03-15T12:00:00Z");
+        let tallinn_server = BillingZones::new("UTC", "Europe/Tallinn").unwrap();
+        assert_eq!(tallinn_server.past_date(march), "2024-03-15T10:00:00Z");
     }
 }

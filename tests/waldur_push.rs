@@ -83,6 +83,9 @@ fn first_submission_sends_totals_zeros_and_users_with_an_exact_request_log() {
                 "marketplace-component-usages/{}/set_user_usages/",
                 uuid_of(&a1, "mem")
             )),
+            // Read-back: the period again, totals and per-user values.
+            get("marketplace-component-usages/"),
+            get("marketplace-component-user-usages/"),
         ]
     );
     // The lists were filtered by the whole offering and the billing period, 300 per page.
@@ -267,13 +270,13 @@ fn a_change_submits_only_the_changed_resource_and_the_changed_users() {
             ),
         ]
     );
-    // No re-listing: nothing new was created.
+    // No re-listing, since nothing new was created: the plan's read and the read-back.
     assert_eq!(
         env.calls()
             .iter()
             .filter(|c| c.1 == "/api/marketplace-component-usages/")
             .count(),
-        1
+        2
     );
     assert_eq!(
         run.summary("2024-03"),
@@ -463,9 +466,25 @@ fn lists_are_followed_over_three_and_more_pages() {
         pages("/api/marketplace-provider-resources/"),
         vec![None, p("2"), p("3")]
     );
+    // The plan's read, then the read-back after the one POST.
     assert_eq!(
         pages("/api/marketplace-component-usages/"),
-        vec![None, p("2"), p("3"), p("4"), p("5"), p("6"), p("7")]
+        vec![
+            None,
+            p("2"),
+            p("3"),
+            p("4"),
+            p("5"),
+            p("6"),
+            p("7"),
+            None,
+            p("2"),
+            p("3"),
+            p("4"),
+            p("5"),
+            p("6"),
+            p("7")
+        ]
     );
     assert_eq!(
         bodies(&env.fake.requests(), "set_usage"),
@@ -515,11 +534,10 @@ fn staff_backfill_of_a_past_month_uses_the_mid_month_date() {
     assert_eq!(
         bodies(&reqs, "set_usage"),
         vec![
+            // No zeros for idle hpc_alloc2: January is not the server's current month, and a
+            // guessed zero is never sent for a closed month.
             json!({"resource": env.resource("hpc_alloc1"), "date": "2024-01-15T12:00:00Z",
                    "usages": [{"type": "cpu", "amount": "7.00"}, {"type": "mem", "amount": "70.00"}]}),
-            json!({"resource": env.resource("hpc_alloc2"), "date": "2024-01-15T12:00:00Z",
-                   "usages": [{"type": "cpu", "amount": "0.00"}, {"type": "gres/gpu", "amount": "0.00"},
-                              {"type": "mem", "amount": "0.00"}]}),
         ]
     );
     assert_eq!(
@@ -568,10 +586,25 @@ fn a_non_staff_token_is_refused_for_backfill() {
             s("skipped"),
             None,
             Some(s(
-                "closed period: Waldur takes usage of past months only from staff tokens; \
-                 load 2024-01 with --staff and a staff token"
+                "closed month: Waldur's month is already 2024-03 (server time zone UTC) and \
+                 takes usage of 2024-01 only from staff; load it with waldur-usage-backfill and \
+                 a staff token; unsent: cpu 7.00 (Waldur none), mem 70.00 (Waldur none)"
             ))
         )]
+    );
+    // The held month names its resource, and the unsent amounts are a warning.
+    assert_eq!(
+        run.results()[0]["resource"],
+        json!(env.resource("hpc_alloc1"))
+    );
+    assert!(
+        run.stderr.contains(
+            "warning: 2024-01 has ended on Waldur with usage that was never sent: hpc_alloc1 \
+             cpu 7.00 (Waldur none), mem 70.00 (Waldur none); load it with a staff token: \
+             waldur-usage-backfill --start-date 2024-01-01 --end-date 2024-01-31"
+        ),
+        "{}",
+        run.stderr
     );
     assert!(env.posts().iter().all(|p| !p.path.contains("usage")));
     assert!(env.fake.usages().is_empty());

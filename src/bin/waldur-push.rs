@@ -8,6 +8,7 @@ use std::time::Duration;
 use argh::FromArgs;
 use waldur_usage::cli::{self, ExitWith, Failure, exit};
 use waldur_usage::config::{self, Config};
+use waldur_usage::period::{self, BillingZones};
 use waldur_usage::records::RecordWriter;
 use waldur_usage::waldur::auth::{self, TokenSources};
 use waldur_usage::waldur::http::{Client, ClientOptions, RetryPolicy};
@@ -109,9 +110,15 @@ struct Args {
     #[argh(switch)]
     no_register: bool,
 
-    /// the current time, RFC 3339 (for tests and reruns; default: the clock)
+    /// the current time, RFC 3339 (for tests and reruns; default: the clock, read again for
+    /// every period)
     #[argh(option)]
     now: Option<String>,
+
+    /// the Waldur server's time zone (its TIME_ZONE setting), in which it decides which month
+    /// usage is filed under (default: waldur_timezone in the config, else UTC)
+    #[argh(option)]
+    waldur_timezone: Option<String>,
 
     /// log level: error, warning, info or debug (default info)
     #[argh(option)]
@@ -170,18 +177,27 @@ fn run(args: Args) -> Result<(), Failure> {
     let offering = config
         .offering(args.offering.as_deref())
         .exit_with(exit::CONFIG)?;
-    let timezone = jiff::tz::TimeZone::get(&config.timezone).exit_with(exit::CONFIG)?;
-    let now = match &args.now {
-        Some(text) => text
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| Failure::usage(format!("--now {text:?}: {e}")))?,
-        None => jiff::Timestamp::now(),
+    let server_zone = match &args.waldur_timezone {
+        Some(z) => {
+            period::zone(z).map_err(|e| Failure::usage(format!("--waldur-timezone: {e}")))?;
+            z.clone()
+        }
+        None => offering.waldur_timezone.clone(),
     };
+    let zones = BillingZones::new(&config.timezone, &server_zone).exit_with(exit::CONFIG)?;
+    let fixed_now = match &args.now {
+        Some(text) => Some(
+            text.parse::<jiff::Timestamp>()
+                .map_err(|e| Failure::usage(format!("--now {text:?}: {e}")))?,
+        ),
+        None => None,
+    };
+    let now = fixed_now.unwrap_or_else(jiff::Timestamp::now);
     let stdin = std::io::stdin();
     if args.offline {
         let configured = offering.components.keys().cloned().collect();
         return stream(stdin.lock(), |usage| {
-            push::offline_period(usage, &configured, &timezone, now)
+            push::offline_period(usage, &configured, &zones, now)
         });
     }
     let base = ApiBase::parse(&offering.waldur_api_url, args.allow_insecure_http).map_err(|e| {
@@ -252,8 +268,8 @@ fn run(args: Args) -> Result<(), Failure> {
         allow_decrease: args.allow_decrease,
         dry_run: args.dry_run,
         concurrency: args.concurrency,
-        now,
-        timezone: timezone.clone(),
+        now: fixed_now,
+        zones,
         allocation_prefix: offering.backend.allocation_prefix.clone(),
     };
     let pusher = Pusher::connect(&client, offering, push_options)

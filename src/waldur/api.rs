@@ -27,6 +27,8 @@ pub mod path {
     pub const RESOURCES: &str = "marketplace-provider-resources/";
     /// Agent identities.
     pub const IDENTITIES: &str = "marketplace-site-agent-identities/";
+    /// The server's version (staff and support only).
+    pub const VERSION: &str = "version/";
 
     /// One provider offering.
     pub fn offering(uuid: &str) -> String {
@@ -287,6 +289,18 @@ pub fn offering_users(client: &Client, offering_uuid: &str) -> Result<Vec<Offeri
             .with("offering_uuid", offering_uuid)
             .fields(&["username", "url"]),
     )
+}
+
+/// `GET version/`: the server's version, e.g. `7.0.7`. Staff and support only; others get 403.
+pub fn version(client: &Client) -> Result<String, ApiError> {
+    #[derive(Deserialize)]
+    struct Version {
+        #[serde(default)]
+        version: String,
+    }
+    client
+        .get_json::<Version>(path::VERSION, &Query::new())
+        .map(|(v, _)| v.version)
 }
 
 #[cfg(test)]

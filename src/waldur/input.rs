@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::amount::Amount;
-use super::dates::Period;
+use crate::period::Period;
 use crate::records::{PeriodAssembler, PeriodRecord, Record, UsageRecord};
 
 /// The usage of one account in one period.
@@ -128,7 +128,7 @@ impl Collector {
             Err(e) => {
                 return Ok(Some(Event::Refused {
                     period: key,
-                    reason: e,
+                    reason: e.to_string(),
                 }));
             }
         };
@@ -176,7 +176,7 @@ impl Collector {
             this.refuse(&u.period, format!("input line {line}: {message}"));
         };
         if let Err(e) = Period::parse(&u.period) {
-            return fail(self, e);
+            return fail(self, e.to_string());
         }
         let account = u.account.trim();
         if account.is_empty() {

@@ -7,24 +7,26 @@
 //! - [`error`]: typed client errors and their exit statuses;
 //! - [`api`]: typed endpoints and payloads;
 //! - [`amount`]: exact two-place amounts;
-//! - [`dates`]: billing periods and the `date` sent with usage;
 //! - [`input`]: usage records into complete, validated periods;
+//! - [`filing`]: which billing month a POST lands in, decided when it is sent;
 //! - [`plan`]: the pure "what changed" computation;
 //! - [`submit`]: the bounded pool that runs POSTs;
 //! - [`register`]: the agent identity shown in Waldur;
 //! - [`push`]: one run, period by period;
+//! - [`readback`]: what Waldur stores after the POSTs must equal what was sent;
 //! - [`check`]: `--check` diagnostics.
 
 pub mod amount;
 pub mod api;
 pub mod auth;
 pub mod check;
-pub mod dates;
 pub mod error;
+pub mod filing;
 pub mod http;
 pub mod input;
 pub mod plan;
 pub mod push;
+pub mod readback;
 pub mod register;
 pub mod submit;
 pub mod url;

@@ -110,6 +110,15 @@ impl Catalog {
         }
     }
 
+    /// The UUID of the resource a (lower-cased) account maps to, when exactly one resource
+    /// (reportable or not) has that backend_id.
+    pub fn resource_uuid(&self, account: &str) -> Option<String> {
+        match self.lookup(account) {
+            Lookup::Reportable(r) | Lookup::NotReportable(r) => Some(r.uuid.clone()),
+            Lookup::Ambiguous(_) | Lookup::Missing => None,
+        }
+    }
+
     /// Reportable resources with a backend_id, for zero-filling: (lower-cased account, resource).
     pub fn reportable_accounts(&self) -> Vec<(String, &Resource)> {
         let mut out: Vec<(String, &Resource)> = self
@@ -242,6 +251,9 @@ pub struct PlanOptions {
     /// The configured `allocation_prefix`, lower-cased: resources without it are outside what
     /// slurm-usage measured and never get zeros.
     pub measured_prefix: Option<String>,
+    /// Send no zeros at all: the period is not the server's current month (a guessed zero
+    /// must never land in a closed month), or what was read of Waldur may be incomplete.
+    pub skip_zero_fill: bool,
 }
 
 /// A result record without a request.
@@ -344,7 +356,12 @@ pub fn plan(
         }
     }
     // Zeros for reportable resources without usage in this (complete) period.
-    for (key, resource) in catalog.reportable_accounts() {
+    let idle = if options.skip_zero_fill {
+        Vec::new()
+    } else {
+        catalog.reportable_accounts()
+    };
+    for (key, resource) in idle {
         if usage.accounts.contains_key(&key) {
             continue;
         }
@@ -541,7 +558,7 @@ fn plan_users(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::waldur::dates::Period;
+    use crate::period::Period;
     use crate::waldur::input::AccountUsage;
 
     fn amt(s: &str) -> Amount {
@@ -786,6 +803,7 @@ mod tests {
         let options = PlanOptions {
             allow_decrease: false,
             measured_prefix: Some("hpc_i".into()),
+            ..PlanOptions::default()
         };
         let p = plan(&u, &catalog(), &Existing::default(), options);
         let sent: Vec<(&str, bool)> = p
@@ -888,7 +906,7 @@ mod tests {
             &existing,
             PlanOptions {
                 allow_decrease: true,
-                measured_prefix: None,
+                ..PlanOptions::default()
             },
         );
         assert_eq!(p.totals[0].usages.len(), 2);
@@ -932,6 +950,28 @@ mod tests {
     }
 
     #[test]
+    fn outside_the_servers_current_month_no_zero_is_guessed() {
+        // The same input as the first submission, for a month that is not the server's
+        // current one: hpc_a and hpc_b are sent, hpc_idle gets nothing and no result.
+        let u = usage(&[
+            ("hpc_a", &[("cpu", "1.50")], &[]),
+            ("hpc_b", &[("cpu", "2.00")], &[]),
+        ]);
+        let options = PlanOptions {
+            skip_zero_fill: true,
+            ..PlanOptions::default()
+        };
+        let p = plan(&u, &catalog(), &Existing::default(), options);
+        let sent: Vec<(&str, bool)> = p
+            .totals
+            .iter()
+            .map(|t| (t.account.as_str(), t.zero_fill))
+            .collect();
+        assert_eq!(sent, [("hpc_a", false), ("hpc_b", false)]);
+        assert!(p.results.iter().all(|r| r.account != "hpc_idle"));
+    }
+
+    #[test]
     fn zero_fill_never_lowers_a_stored_value() {
         // hpc_idle has cpu 5.00 stored and no mem record: only mem gets a zero.
         let u = usage(&[]);
@@ -942,7 +982,7 @@ mod tests {
             &existing,
             PlanOptions {
                 allow_decrease: true,
-                measured_prefix: None,
+                ..PlanOptions::default()
             },
         );
         let idle: Vec<_> = p.totals.iter().filter(|t| t.resource == "r4").collect();

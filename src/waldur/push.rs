@@ -14,20 +14,23 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use serde_json::json;
 
 use super::amount::Amount;
+use super::api::UsageItem;
 use super::api::{self, SetUsage, SetUserUsages, UserUsageItem, path};
 use super::error::ApiError;
+use super::filing::{self, DateSupport, Filing};
 use super::http::Client;
 use super::input::{Collector, Event, PeriodUsage};
 use super::plan::{self, Catalog, Existing, Plan, PlanOptions, TotalPost, UserPost, result};
+use super::readback::{self, Sent};
 use super::submit::run_bounded;
 use crate::cli::exit;
 use crate::config::{Offering, normalize_uuid};
+use crate::period::{BillingZones, Period, Standing};
 use crate::records::{Record, RecordReader, RecordWriter, RequestRecord, ResultRecord};
-use crate::{error, info, warn};
+use crate::{debug, error, info, warn};
 
 /// How a run behaves.
 #[derive(Debug, Clone)]
@@ -40,13 +43,21 @@ pub struct PushOptions {
     pub dry_run: bool,
     /// POSTs in flight at once.
     pub concurrency: usize,
-    /// The current instant (`--now` in tests).
-    pub now: Timestamp,
-    /// The config's time zone, in which billing months are computed.
-    pub timezone: TimeZone,
+    /// A fixed current instant (`--now`, for tests and reruns); `None` reads the clock each
+    /// time a decision is made, so a run that crosses midnight sees the new month.
+    pub now: Option<Timestamp>,
+    /// The site's and the Waldur server's time zones.
+    pub zones: BillingZones,
     /// The configured `allocation_prefix`: resources without it get no zeros (see
     /// [`super::plan::PlanOptions::measured_prefix`]).
     pub allocation_prefix: Option<String>,
+}
+
+impl PushOptions {
+    /// The instant decisions are made at: `--now`, or the clock.
+    pub fn now(&self) -> Timestamp {
+        self.now.unwrap_or_else(Timestamp::now)
+    }
 }
 
 /// Why a run could not start.
@@ -95,6 +106,11 @@ pub struct PeriodOutcome {
     pub results: Vec<ResultRecord>,
     /// The exit status the failures call for, if any failed.
     pub exit: Option<u8>,
+    /// The values that POSTs answered 201 for, to be read back.
+    pub sent: Vec<Sent>,
+    /// Stop the run after this period: what Waldur stores cannot be trusted to be where it
+    /// was sent, so sending more could only add damage.
+    pub stop: bool,
 }
 
 /// Pick the more important of two exit statuses: permissions, configuration, bad input,
@@ -117,6 +133,37 @@ pub fn worse(a: Option<u8>, b: Option<u8>) -> Option<u8> {
     }
 }
 
+/// Ask the server its version (staff can read it) to learn whether it honours `date`.
+fn server_date_support(client: &Client) -> DateSupport {
+    match api::version(client) {
+        Ok(v) => {
+            let support = DateSupport::from_version(&v);
+            match &support {
+                DateSupport::Ignored { version } => warn!(
+                    "Waldur {version} ignores the date of usage and files it under its current \
+                     month: past months cannot be loaded on it"
+                ),
+                DateSupport::Honoured { version } => {
+                    info!("Waldur {version} files usage under the month of its date")
+                }
+                DateSupport::Unknown => info!(
+                    "Waldur reports version {v:?}: whether it honours the date of usage is \
+                     verified with the first write of a past month"
+                ),
+            }
+            support
+        }
+        Err(e) => {
+            info!(
+                "the server's version could not be read ({}); whether it honours the date of \
+                 usage is verified with the first write of a past month",
+                e.short()
+            );
+            DateSupport::Unknown
+        }
+    }
+}
+
 /// A connected run against one offering.
 pub struct Pusher<'a> {
     client: &'a Client,
@@ -126,6 +173,7 @@ pub struct Pusher<'a> {
     offering_users: Mutex<Option<HashMap<String, String>>>,
     bulk_unsupported: AtomicBool,
     warned: Mutex<BTreeSet<String>>,
+    date_support: Mutex<DateSupport>,
 }
 
 impl<'a> Pusher<'a> {
@@ -150,6 +198,11 @@ impl<'a> Pusher<'a> {
                  needs a staff user's token (--token-file PATH)"
             )));
         }
+        let date_support = if options.staff {
+            server_date_support(client)
+        } else {
+            DateSupport::Unknown
+        };
         let uuid = normalize_uuid(&offering.waldur_offering_uuid);
         let details = api::offering(client, &uuid)?;
         let resources = api::resources(client, &uuid)?;
@@ -193,6 +246,7 @@ impl<'a> Pusher<'a> {
             offering_users: Mutex::new(None),
             bulk_unsupported: AtomicBool::new(false),
             warned: Mutex::new(BTreeSet::new()),
+            date_support: Mutex::new(date_support),
         })
     }
 
@@ -208,48 +262,48 @@ impl<'a> Pusher<'a> {
         }
     }
 
-    /// Submit one complete period.
+    /// Submit one complete period, if the server files it under its own month now.
     pub fn push_period(&self, usage: &PeriodUsage) -> PeriodOutcome {
         let period = usage.period.to_string();
-        let tz = &self.options.timezone;
-        let now = self.options.now;
-        if !usage.period.has_started(tz, now) {
-            return refuse_all(
+        let zones = &self.options.zones;
+        let now = self.options.now();
+        if !usage.period.has_started(&zones.site, now) {
+            return self.refuse_all(
                 usage,
                 "failed",
                 format!("period {period} has not started yet (now is {now}); nothing is sent"),
                 Some(exit::DATAERR),
             );
         }
-        let closed = match &usage.record {
-            Some(r) => r.closed,
-            None => usage.period.is_closed(tz, now),
+        let support = self.date_support();
+        let (date, current) = match filing::decide(
+            usage.period,
+            usage.record.as_ref(),
+            zones,
+            now,
+            self.options.staff,
+            &support,
+        ) {
+            Filing::Send { date, current } => (date, current),
+            Filing::Hold {
+                reason,
+                closed: true,
+            } if !self.options.staff => return self.closed_month(usage, reason),
+            Filing::Hold { reason, .. } => {
+                warn!("{period}: held back, nothing of it is sent: {reason}");
+                return self.refuse_all(usage, "skipped", reason, None);
+            }
+            Filing::Refuse { reason } => {
+                let mut outcome = self.refuse_all(usage, "failed", reason, Some(exit::UNAVAILABLE));
+                outcome.stop = true;
+                return outcome;
+            }
         };
-        if closed && !self.options.staff {
-            return refuse_all(
-                usage,
-                "skipped",
-                format!(
-                    "closed period: Waldur takes usage of past months only from staff \
-                     tokens; load {period} with --staff and a staff token"
-                ),
-                None,
-            );
-        }
         let billing_period = usage.period.billing_period();
-        let read = || -> Result<Existing, ApiError> {
-            let totals = api::component_usages(self.client, &self.offering_uuid, &billing_period)?;
-            let users = if usage.has_users() {
-                api::user_usages(self.client, &self.offering_uuid, &billing_period)?
-            } else {
-                Vec::new()
-            };
-            Ok(Existing::new(&totals, &users))
-        };
-        let mut existing = match read() {
+        let mut existing = match self.read_period(&billing_period, usage.has_users()) {
             Ok(e) => e,
             Err(e) => {
-                return refuse_all(
+                return self.refuse_all(
                     usage,
                     "failed",
                     format!(
@@ -271,6 +325,7 @@ impl<'a> Pusher<'a> {
                     .allocation_prefix
                     .as_ref()
                     .map(|p| p.to_lowercase()),
+                skip_zero_fill: !current,
             },
         );
         for c in &plan.dropped_components {
@@ -278,11 +333,325 @@ impl<'a> Pusher<'a> {
                 format!("component {c:?} in the input is not sent: the offering does not take it")
             });
         }
-        let date = usage.period.submission_date(tz, now, closed);
         if self.options.dry_run {
             return self.dry_run(&period, &date, plan, &existing);
         }
-        self.execute(&period, &date, plan, &mut existing)
+        if !current && support == DateSupport::Unknown {
+            return self.verified_backfill(usage, &date, plan, &mut existing);
+        }
+        let mut outcome = self.execute(&period, &date, plan, &mut existing);
+        self.read_back(usage.period, &mut outcome);
+        outcome
+    }
+
+    /// What the server does with `date`, as far as this run knows.
+    fn date_support(&self) -> DateSupport {
+        self.date_support
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The component usages (and, with `users`, the per-user usages) of one billing period.
+    fn read_period(&self, billing_period: &str, users: bool) -> Result<Existing, ApiError> {
+        let totals = api::component_usages(self.client, &self.offering_uuid, billing_period)?;
+        let users = if users {
+            api::user_usages(self.client, &self.offering_uuid, billing_period)?
+        } else {
+            Vec::new()
+        };
+        Ok(Existing::new(&totals, &users))
+    }
+
+    /// A month the server has left, without staff: nothing is sent. Its totals are read and
+    /// compared, so that usage that never reached Waldur is named, with the amounts, while a
+    /// staff backfill can still close the gap.
+    fn closed_month(&self, usage: &PeriodUsage, reason: String) -> PeriodOutcome {
+        let period = usage.period.to_string();
+        let stored = match self.read_period(&usage.period.billing_period(), false) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(
+                    "{period}: held back, nothing of it is sent: {reason}; what Waldur holds for \
+                     {period} could not be read to compare ({})",
+                    e.short()
+                );
+                return self.refuse_all(usage, "skipped", reason, None);
+            }
+        };
+        let mut results = Vec::new();
+        let mut unsent = Vec::new();
+        for (key, a) in &usage.accounts {
+            let resource = self.catalog.resource_uuid(key);
+            let differs: Vec<String> = match (&resource, &a.total) {
+                (Some(rid), Some(total)) => total
+                    .iter()
+                    .filter(|(c, _)| self.catalog.sendable.contains(*c))
+                    .filter_map(|(c, v)| {
+                        let held = stored.total(rid, c);
+                        (held != Some(*v)).then(|| match held {
+                            Some(h) => format!("{c} {v} (Waldur {h})"),
+                            None => format!("{c} {v} (Waldur none)"),
+                        })
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let (status, why) = if resource.is_some() && differs.is_empty() {
+                (
+                    "unchanged",
+                    format!("closed month: Waldur already holds these totals for {period}"),
+                )
+            } else if differs.is_empty() {
+                ("skipped", reason.clone())
+            } else {
+                unsent.push(format!("{} {}", a.account, differs.join(", ")));
+                (
+                    "skipped",
+                    format!("{reason}; unsent: {}", differs.join(", ")),
+                )
+            };
+            results.push(result(
+                &period,
+                &a.account,
+                resource.as_deref(),
+                "set_usage",
+                status,
+                Some(why),
+                None,
+            ));
+        }
+        if !unsent.is_empty() {
+            let first = usage.period.first_day();
+            warn!(
+                "{period} has ended on Waldur with usage that was never sent: {}; load it with a \
+                 staff token: waldur-usage-backfill --start-date {first} --end-date {}",
+                unsent.join("; "),
+                first.last_of_month()
+            );
+        }
+        PeriodOutcome {
+            results,
+            ..PeriodOutcome::default()
+        }
+    }
+
+    /// After the POSTs of a period, read the period again and compare it with what was sent.
+    /// A difference stops the run: the server filed the usage elsewhere, or changed it.
+    fn read_back(&self, period: Period, outcome: &mut PeriodOutcome) {
+        if outcome.sent.is_empty() {
+            return;
+        }
+        let name = period.to_string();
+        let users = outcome.sent.iter().any(|s| s.user.is_some());
+        let stored = match self.read_period(&period.billing_period(), users) {
+            Ok(e) => e,
+            Err(e) => {
+                error!(
+                    "{name}: reading back what was sent failed ({}); whether Waldur filed it \
+                     under {name} is not known",
+                    e.short()
+                );
+                outcome.exit = worse(outcome.exit, Some(e.exit_code()));
+                outcome.stop = true;
+                return;
+            }
+        };
+        let mismatches = readback::compare(&outcome.sent, &stored);
+        if mismatches.is_empty() {
+            debug!(
+                "{name}: read back {} values, all as sent",
+                outcome.sent.len()
+            );
+            return;
+        }
+        let elsewhere = self.filed_elsewhere(period, &mismatches);
+        for m in &mismatches {
+            let mut text = format!("read-back: {}", m.describe(&name));
+            if let Some(month) = elsewhere.get(&(m.sent.resource.clone(), m.sent.component.clone()))
+            {
+                text.push_str(&format!("; the server filed it under {month}"));
+            }
+            error!("{text}");
+            let mut r = result(
+                &name,
+                &m.sent.account,
+                Some(&m.sent.resource),
+                if m.sent.user.is_some() {
+                    "set_user_usages"
+                } else {
+                    "set_usage"
+                },
+                "failed",
+                Some(text),
+                Some(&m.sent.component),
+            );
+            r.request = None;
+            outcome.results.push(r);
+        }
+        error!(
+            "{name}: {} of {} values sent are not stored as sent; the run stops here, nothing \
+             more is sent",
+            mismatches.len(),
+            outcome.sent.len()
+        );
+        outcome.exit = worse(outcome.exit, Some(exit::PROTOCOL));
+        outcome.stop = true;
+    }
+
+    /// Where the server filed totals that are missing from their month: its current month,
+    /// when that holds exactly the value sent.
+    fn filed_elsewhere(
+        &self,
+        period: Period,
+        mismatches: &[readback::Mismatch],
+    ) -> HashMap<(String, String), Period> {
+        let server = self.options.zones.server_month(self.options.now());
+        let mut found = HashMap::new();
+        if server == period {
+            return found;
+        }
+        let Ok(there) = self.read_period(&server.billing_period(), false) else {
+            return found;
+        };
+        for m in mismatches.iter().filter(|m| m.sent.user.is_none()) {
+            if there.total(&m.sent.resource, &m.sent.component) == Some(m.sent.amount) {
+                found.insert((m.sent.resource.clone(), m.sent.component.clone()), server);
+            }
+        }
+        found
+    }
+
+    /// A staff backfill on a server whose handling of `date` is not known: the first
+    /// resource's POST is the test. If it lands in its month the rest follows; if it lands in
+    /// the server's current month instead, that month's previous values are written back and
+    /// the run stops.
+    fn verified_backfill(
+        &self,
+        usage: &PeriodUsage,
+        date: &str,
+        mut plan: Plan,
+        existing: &mut Existing,
+    ) -> PeriodOutcome {
+        let period = usage.period;
+        let name = period.to_string();
+        if plan.totals.is_empty() {
+            return self.execute(&name, date, plan, existing);
+        }
+        let server = self.options.zones.server_month(self.options.now());
+        let before = match self.read_period(&server.billing_period(), false) {
+            Ok(e) => e,
+            Err(e) => {
+                return self.refuse_all(
+                    usage,
+                    "failed",
+                    format!(
+                        "not submitted: the server's version is not known, and its current month \
+                         {server} could not be read to verify the first write: {}",
+                        e.short()
+                    ),
+                    Some(e.exit_code()),
+                );
+            }
+        };
+        let first = plan.totals.remove(0);
+        let probe = Plan {
+            totals: vec![first.clone()],
+            ..Plan::default()
+        };
+        let mut outcome = self.execute(&name, date, probe, existing);
+        if outcome.exit.is_some() {
+            outcome.stop = true;
+            return outcome;
+        }
+        let check = self.read_period(&period.billing_period(), false);
+        let landed = check
+            .as_ref()
+            .map(|stored| readback::compare(&outcome.sent, stored).is_empty())
+            .unwrap_or(false);
+        if landed {
+            info!(
+                "{name}: the first write landed in {name}: this server honours date; the rest \
+                 of the backfill follows"
+            );
+            *self.date_support.lock().unwrap_or_else(|p| p.into_inner()) = DateSupport::Honoured {
+                version: "unknown, verified by a write".into(),
+            };
+            let mut rest = self.execute(&name, date, plan, existing);
+            outcome.results.append(&mut rest.results);
+            outcome.sent.append(&mut rest.sent);
+            outcome.exit = worse(outcome.exit, rest.exit);
+            self.read_back(period, &mut outcome);
+            return outcome;
+        }
+        // Undo: write back the server's current month as it was for the probed resource.
+        let restore: Vec<UsageItem> = first
+            .usages
+            .iter()
+            .filter_map(|i| {
+                before.total(&first.resource, &i.type_).map(|v| UsageItem {
+                    type_: i.type_.clone(),
+                    amount: v,
+                })
+            })
+            .collect();
+        let not_restorable: Vec<&str> = first
+            .usages
+            .iter()
+            .filter(|i| before.total(&first.resource, &i.type_).is_none())
+            .map(|i| i.type_.as_str())
+            .collect();
+        let undo_date = self.options.zones.current_date(server, self.options.now());
+        let undo = TotalPost {
+            usages: restore,
+            ..first.clone()
+        };
+        let undone = undo.usages.is_empty()
+            || self
+                .client
+                .post_created(path::SET_USAGE, &total_body(&undo, &undo_date))
+                .is_ok();
+        let mut reason = format!(
+            "the first write of {name} (resource {}) did not land in {name}: this server files \
+             usage under its current month ({server}) whatever date is sent, so {name} cannot \
+             be loaded on it; nothing more was sent",
+            first.resource
+        );
+        if undone && not_restorable.is_empty() {
+            reason.push_str(&format!("; {server} was written back as it was"));
+        } else {
+            reason.push_str(&format!(
+                "; {server} of resource {} could not be restored exactly ({}): check it in Waldur",
+                first.resource,
+                if undone {
+                    format!("it had no value for {}", not_restorable.join(", "))
+                } else {
+                    "the restoring POST failed".to_string()
+                }
+            ));
+        }
+        error!("{reason}");
+        outcome.results = usage
+            .accounts
+            .values()
+            .map(|a| {
+                result(
+                    &name,
+                    &a.account,
+                    self.catalog
+                        .resource_uuid(&a.account.to_lowercase())
+                        .as_deref(),
+                    "set_usage",
+                    "failed",
+                    Some(reason.clone()),
+                    None,
+                )
+            })
+            .collect();
+        outcome.sent.clear();
+        outcome.exit = Some(exit::UNAVAILABLE);
+        outcome.stop = true;
+        outcome
     }
 
     fn execute(
@@ -304,11 +673,19 @@ impl<'a> Pusher<'a> {
         });
         let mut failed_resources = HashSet::new();
         let mut created = false;
+        let mut sent = Vec::new();
         for (t, (record, code)) in totals.iter().zip(total_results) {
             if code.is_some() {
                 failed_resources.insert(t.resource.clone());
-            } else if t.creates {
-                created = true;
+            } else {
+                created |= t.creates;
+                sent.extend(t.usages.iter().map(|i| Sent {
+                    account: t.account.clone(),
+                    resource: t.resource.clone(),
+                    component: i.type_.clone(),
+                    user: None,
+                    amount: i.amount,
+                }));
             }
             exit_code = worse(exit_code, code);
             results.push(record);
@@ -317,6 +694,8 @@ impl<'a> Pusher<'a> {
             return PeriodOutcome {
                 results,
                 exit: exit_code,
+                sent,
+                stop: false,
             };
         }
         let needs_uuids = users.iter().any(|u| {
@@ -344,6 +723,8 @@ impl<'a> Pusher<'a> {
                     return PeriodOutcome {
                         results,
                         exit: worse(exit_code, Some(e.exit_code())),
+                        sent,
+                        stop: false,
                     };
                 }
             }
@@ -379,13 +760,24 @@ impl<'a> Pusher<'a> {
                 ),
             }
         });
-        for (record, code) in user_results {
+        for (u, (record, code)) in users.iter().zip(user_results) {
+            if record.status == "updated" {
+                sent.extend(u.items.iter().map(|(name, amount)| Sent {
+                    account: u.account.clone(),
+                    resource: u.resource.clone(),
+                    component: u.component.clone(),
+                    user: Some(name.clone()),
+                    amount: *amount,
+                }));
+            }
             exit_code = worse(exit_code, code);
             results.push(record);
         }
         PeriodOutcome {
             results,
             exit: exit_code,
+            sent,
+            stop: false,
         }
     }
 
@@ -586,7 +978,43 @@ impl<'a> Pusher<'a> {
         }
         PeriodOutcome {
             results,
-            exit: None,
+            ..PeriodOutcome::default()
+        }
+    }
+
+    /// The same outcome for every account of the period, with the account's resource where
+    /// the offering has one.
+    fn refuse_all(
+        &self,
+        usage: &PeriodUsage,
+        status: &str,
+        reason: String,
+        code: Option<u8>,
+    ) -> PeriodOutcome {
+        let period = usage.period.to_string();
+        if status == "failed" {
+            error!("{reason}");
+        } else {
+            info!("{period}: {reason}");
+        }
+        PeriodOutcome {
+            results: usage
+                .accounts
+                .iter()
+                .map(|(key, a)| {
+                    result(
+                        &period,
+                        &a.account,
+                        self.catalog.resource_uuid(key).as_deref(),
+                        "set_usage",
+                        status,
+                        Some(reason.clone()),
+                        None,
+                    )
+                })
+                .collect(),
+            exit: code,
+            ..PeriodOutcome::default()
         }
     }
 }
@@ -643,53 +1071,19 @@ fn user_result(
     )
 }
 
-/// The same outcome for every account of the period.
-fn refuse_all(
-    usage: &PeriodUsage,
-    status: &str,
-    reason: String,
-    code: Option<u8>,
-) -> PeriodOutcome {
-    let period = usage.period.to_string();
-    if status == "failed" {
-        error!("{reason}");
-    } else {
-        info!("{period}: {reason}");
-    }
-    PeriodOutcome {
-        results: usage
-            .accounts
-            .values()
-            .map(|a| {
-                result(
-                    &period,
-                    &a.account,
-                    None,
-                    "set_usage",
-                    status,
-                    Some(reason.clone()),
-                    None,
-                )
-            })
-            .collect(),
-        exit: code,
-    }
-}
-
 /// The payloads of a period without any network: account names stand in for resources, and
 /// every configured component in the input is shown (nothing is compared).
 pub fn offline_period(
     usage: &PeriodUsage,
     configured: &BTreeSet<String>,
-    timezone: &TimeZone,
+    zones: &BillingZones,
     now: Timestamp,
 ) -> PeriodOutcome {
     let period = usage.period.to_string();
-    let closed = match &usage.record {
-        Some(r) => r.closed,
-        None => usage.period.is_closed(timezone, now),
+    let date = match zones.standing(usage.period, now) {
+        Standing::Past { .. } => zones.past_date(usage.period),
+        Standing::Current | Standing::Future { .. } => zones.current_date(usage.period, now),
     };
-    let date = usage.period.submission_date(timezone, now, closed);
     let mut results = Vec::new();
     for a in usage.accounts.values() {
         let resource = format!("<resource of account {}>", a.account);
@@ -747,7 +1141,7 @@ pub fn offline_period(
     }
     PeriodOutcome {
         results,
-        exit: None,
+        ..PeriodOutcome::default()
     }
 }
 
@@ -836,6 +1230,13 @@ pub fn run_stream<R: BufRead, W: Write>(
                 }
                 outcome.periods += 1;
                 outcome.exit = worse(outcome.exit, done.exit);
+                if done.stop {
+                    error!(
+                        "the run stops after {}: the periods after it in the input are not sent",
+                        usage.period
+                    );
+                    return Ok(outcome);
+                }
             }
             Err(fatal) => {
                 error!("{}; the input stops here", fatal.0);
