@@ -35,6 +35,10 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// A failure that fits no other class.
     pub const FAILURE: u8 = 1;
+    /// Nothing failed, but something was held back or skipped (a decrease, a closed month, a
+    /// month the server has not reached, an unknown account, an Erred resource): everything
+    /// else was sent. The warnings name what.
+    pub const HELD: u8 = 3;
     /// The command line was wrong.
     pub const USAGE: u8 = 64;
     /// Input data was malformed (a bad sacct line, a bad record).
@@ -124,7 +128,12 @@ where
     match body(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            log(Level::Error, format_args!("{failure}"));
+            let level = if failure.code == exit::HELD {
+                Level::Warn
+            } else {
+                Level::Error
+            };
+            log(level, format_args!("{failure}"));
             ExitCode::from(failure.code)
         }
     }

@@ -319,7 +319,8 @@ fn a_decrease_is_held_back_and_the_rest_of_the_resource_goes_through() {
         )],
     );
     let run = env.run(&[], &input);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Something was held back or skipped, nothing failed: a held decrease is a warning and exit 3.
+    assert_eq!(run.code, 3, "{}", run.stderr);
     let a1 = env.resource("hpc_alloc1");
     assert_eq!(
         bodies(&env.fake.requests(), "set_usage"),
@@ -576,7 +577,8 @@ fn a_non_staff_token_is_refused_for_backfill() {
     // Without --staff the closed month is skipped with the reason, and nothing is posted.
     env.fake.clear_requests();
     let run = env.run(&[], &january_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Something was held back or skipped, nothing failed: a held closed month is exit 3.
+    assert_eq!(run.code, 3, "{}", run.stderr);
     let s = |x: &str| x.to_string();
     assert_eq!(
         run.outcomes(),
@@ -628,7 +630,8 @@ fn erred_resources_and_unknown_accounts_are_skipped_with_reasons() {
         ],
     );
     let run = env.run(&[], &input);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Something was held back or skipped, nothing failed: skips are exit 3.
+    assert_eq!(run.code, 3, "{}", run.stderr);
     let s = |x: &str| x.to_string();
     let out = run.outcomes();
     assert_eq!(

@@ -304,6 +304,14 @@ fn stream(
         warn!("the input held no complete period; nothing was sent");
     }
     match outcome.exit {
+        None if outcome.held > 0 => Err(Failure::new(
+            exit::HELD,
+            anyhow::anyhow!(
+                "{} result(s) held back or skipped, everything else was sent; see the warnings \
+                 above",
+                outcome.held
+            ),
+        )),
         None => Ok(()),
         Some(code) => Err(Failure::new(
             code,

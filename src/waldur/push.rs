@@ -1183,6 +1183,8 @@ pub fn summary_line(period: &str, results: &[ResultRecord]) -> String {
 pub struct RunOutcome {
     /// Periods handled (complete ones).
     pub periods: usize,
+    /// Result records held back or skipped.
+    pub held: usize,
     /// The exit status the failures call for; `None` when nothing failed.
     pub exit: Option<u8>,
 }
@@ -1229,6 +1231,11 @@ pub fn run_stream<R: BufRead, W: Write>(
                     info!("{line}");
                 }
                 outcome.periods += 1;
+                outcome.held += done
+                    .results
+                    .iter()
+                    .filter(|r| r.status == "skipped")
+                    .count();
                 outcome.exit = worse(outcome.exit, done.exit);
                 if done.stop {
                     error!(

@@ -96,10 +96,15 @@ impl Env {
     /// unless `args` say otherwise one POST at a time (so request logs have a fixed order),
     /// 3 retries at most 50 ms apart, and a 2 s timeout.
     pub fn run(&self, args: &[&str], input: &str) -> Run {
+        self.run_with(&self.config, args, input)
+    }
+
+    /// [`Env::run`] with another config file.
+    pub fn run_with(&self, config: &Path, args: &[&str], input: &str) -> Run {
         let mut cmd = if args.contains(&"--now") {
-            self.bare_command(&self.config)
+            self.bare_command(config)
         } else {
-            self.command()
+            self.command_with(config)
         };
         if !args
             .iter()
@@ -132,6 +137,19 @@ impl Env {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         write_private(&path, &config_yaml(url, &self.setup.offering.uuid));
+        path
+    }
+
+    /// A second config file whose only change is the site's `timezone`.
+    pub fn config_in_zone(&self, timezone: &str) -> PathBuf {
+        let path = self.dir.join(format!(
+            "config-{}.yaml",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        write_private(
+            &path,
+            &config_yaml_in(timezone, &self.fake.base_url(), &self.setup.offering.uuid),
+        );
         path
     }
 
@@ -212,8 +230,13 @@ impl Drop for Env {
 
 /// The site-agent YAML for the fake's offering (components as in the seed guide).
 pub fn config_yaml(url: &str, offering_uuid: &str) -> String {
+    config_yaml_in("UTC", url, offering_uuid)
+}
+
+/// [`config_yaml`] with the site's `timezone`.
+pub fn config_yaml_in(timezone: &str, url: &str, offering_uuid: &str) -> String {
     format!(
-        "timezone: UTC\n\
+        "timezone: {timezone}\n\
          offerings:\n\
          \x20 - name: HPC1\n\
          \x20   waldur_api_url: \"{url}\"\n\

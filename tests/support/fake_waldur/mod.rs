@@ -217,6 +217,12 @@ impl FakeWaldur {
         lock(&self.shared.state).fixed_now = Some(ts);
     }
 
+    /// Stores the next `items` usage items of `set_usage` 1.00 higher than sent, still
+    /// answering 201: what a read-back must catch.
+    pub fn tamper_writes(&self, items: u32) {
+        lock(&self.shared.state).tamper_writes = items;
+    }
+
     /// Changes a resource's state (e.g. to `Terminated`).
     pub fn set_resource_state(&self, resource_uuid: &str, new_state: &str) {
         let mut state = lock(&self.shared.state);

@@ -258,7 +258,8 @@ fn dispatch(state: &mut State, ctx: &Ctx, route: &Route, method: &str) -> Respon
         ),
         (Route::Version, _) => {
             if ctx.user.is_staff {
-                Response::json(200, &json!({"version": "8.1.3", "latest_version": "8.1.3"}))
+                let v = &state.server_version;
+                Response::json(200, &json!({"version": v, "latest_version": v}))
             } else {
                 detail(403, "You do not have permission to perform this action.")
             }

@@ -188,6 +188,12 @@ pub struct Setup {
     pub now: Option<String>,
     /// The server `TIME_ZONE` (IANA) in which billing months are computed.
     pub time_zone: String,
+    /// What `GET /api/version/` answers to staff.
+    pub version: String,
+    /// Behave like Waldur 7.0.x: `date` in the usage POSTs is accepted and ignored, and every
+    /// row goes to the server's current month (notes/waldur-7.0.md). Use with `version`
+    /// `7.0.7`, or with another version to model a server that lies about itself.
+    pub ignores_date: bool,
 }
 
 impl Default for Setup {
@@ -209,6 +215,8 @@ impl Default for Setup {
             latency: Duration::ZERO,
             now: None,
             time_zone: "UTC".into(),
+            version: "8.1.3".into(),
+            ignores_date: false,
         }
     }
 }
@@ -247,6 +255,13 @@ fn standard_components() -> Vec<ComponentSetup> {
 }
 
 impl Setup {
+    /// This setup as a Waldur 7.0.7 that ignores `date`.
+    pub fn waldur_7_0(mut self) -> Setup {
+        self.version = "7.0.7".into();
+        self.ignores_date = true;
+        self
+    }
+
     /// One offering with `cpu`, `mem` and `gres/gpu` usage components, a staff token
     /// ([`STAFF_TOKEN`]) and a provider token ([`PROVIDER_TOKEN`]), resources `hpc_alloc1`
     /// (OK), `hpc_alloc2` (OK) and `hpc_erred` (Erred), and offering users `hpcuser1`,

@@ -99,6 +99,13 @@ pub struct State {
     pub accept_erred: bool,
     pub tz: TimeZone,
     pub fixed_now: Option<Timestamp>,
+    /// `GET /api/version/` for staff.
+    pub server_version: String,
+    /// 7.0.x: `date` is ignored.
+    pub ignores_date: bool,
+    /// The next this many `set_usage` items are stored 1.00 higher than sent (a read-back
+    /// mismatch).
+    pub tamper_writes: u32,
     counter: u64,
 }
 
@@ -148,6 +155,9 @@ impl State {
             accept_erred: setup.accept_erred,
             tz,
             fixed_now,
+            server_version: setup.version,
+            ignores_date: setup.ignores_date,
+            tamper_writes: 0,
             counter: 0,
         };
         for u in setup.existing_usages {

@@ -148,7 +148,11 @@ pub fn set_usage(state: &mut State, ctx: &Ctx) -> Response {
         }));
     }
     // 6./7. Date rules.
-    let when = match body.get("date").and_then(Value::as_str) {
+    let sent_date = body
+        .get("date")
+        .and_then(Value::as_str)
+        .filter(|_| !state.ignores_date);
+    let when = match sent_date {
         Some(text) => match parse_date(state, text) {
             Some(w) => {
                 if let Err(e) = check_date_rules(state, ctx, &w, &billing_types) {
@@ -170,7 +174,11 @@ pub fn set_usage(state: &mut State, ctx: &Ctx) -> Response {
     let period = period_text(when.period);
     let date = state.render(when.instant);
     let modified_by = Some(ctx.user_index as u64 + 1);
-    for (item, cents) in items.iter().zip(amounts) {
+    for (item, mut cents) in items.iter().zip(amounts) {
+        if state.tamper_writes > 0 {
+            state.tamper_writes -= 1;
+            cents += 100;
+        }
         let ty = item["type"].as_str().unwrap_or_default().to_string();
         let description = item
             .get("description")
@@ -302,7 +310,11 @@ pub fn set_user_usage(state: &mut State, ctx: &Ctx, path_uuid: &str, bulk: bool)
             None => None,
         };
         let mut retarget = None;
-        if let Some(text) = raw.get("date").and_then(Value::as_str) {
+        let sent_date = raw
+            .get("date")
+            .and_then(Value::as_str)
+            .filter(|_| !state.ignores_date);
+        if let Some(text) = sent_date {
             match parse_date(state, text) {
                 Some(when) => {
                     if let Err(e) = check_date_rules(state, ctx, &when, &[billing_type.as_str()]) {
