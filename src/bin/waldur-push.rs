@@ -301,14 +301,20 @@ fn stream(
     let mut out = RecordWriter::new(std::io::stdout().lock());
     let outcome = push::run_stream(input, &mut out, submit).exit_with(exit::IOERR)?;
     if outcome.periods == 0 && outcome.exit.is_none() {
-        warn!("the input held no complete period; nothing was sent");
+        return Err(Failure::new(
+            exit::DATAERR,
+            anyhow::anyhow!(
+                "the input held no complete period (no period_end record): nothing was sent; \
+                 did an earlier stage of the pipeline fail?"
+            ),
+        ));
     }
     match outcome.exit {
         None if outcome.held > 0 => Err(Failure::new(
             exit::HELD,
             anyhow::anyhow!(
-                "{} result(s) held back or skipped, everything else was sent; see the warnings \
-                 above",
+                "{} result(s) held back, skipped or sent without a user link, everything else \
+                 was sent; see the warnings above",
                 outcome.held
             ),
         )),

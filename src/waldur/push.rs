@@ -111,6 +111,8 @@ pub struct PeriodOutcome {
     /// Stop the run after this period: what Waldur stores cannot be trusted to be where it
     /// was sent, so sending more could only add damage.
     pub stop: bool,
+    /// Users whose per-user usage went without a link to a Waldur user (not offering users).
+    pub unlinked: Vec<String>,
 }
 
 /// Pick the more important of two exit statuses: permissions, configuration, bad input,
@@ -174,6 +176,7 @@ pub struct Pusher<'a> {
     bulk_unsupported: AtomicBool,
     warned: Mutex<BTreeSet<String>>,
     date_support: Mutex<DateSupport>,
+    offering_users_unknown: AtomicBool,
 }
 
 impl<'a> Pusher<'a> {
@@ -247,6 +250,7 @@ impl<'a> Pusher<'a> {
             bulk_unsupported: AtomicBool::new(false),
             warned: Mutex::new(BTreeSet::new()),
             date_support: Mutex::new(date_support),
+            offering_users_unknown: AtomicBool::new(false),
         })
     }
 
@@ -328,6 +332,16 @@ impl<'a> Pusher<'a> {
                 skip_zero_fill: !current,
             },
         );
+        for r in plan.results.iter().filter(|r| r.status == "skipped") {
+            let what = match &r.component {
+                Some(c) => format!("{} {} ({c})", r.account, r.action),
+                None => format!("{} {}", r.account, r.action),
+            };
+            warn!(
+                "{period} {what}: not sent: {}",
+                r.reason.as_deref().unwrap_or("skipped")
+            );
+        }
         for c in &plan.dropped_components {
             self.warn_once(&format!("drop:{c}"), || {
                 format!("component {c:?} in the input is not sent: the offering does not take it")
@@ -695,7 +709,7 @@ impl<'a> Pusher<'a> {
                 results,
                 exit: exit_code,
                 sent,
-                stop: false,
+                ..PeriodOutcome::default()
             };
         }
         let needs_uuids = users.iter().any(|u| {
@@ -724,12 +738,18 @@ impl<'a> Pusher<'a> {
                         results,
                         exit: worse(exit_code, Some(e.exit_code())),
                         sent,
-                        stop: false,
+                        ..PeriodOutcome::default()
                     };
                 }
             }
         }
         let links = self.user_links();
+        let to_send: Vec<UserPost> = users
+            .iter()
+            .filter(|u| !failed_resources.contains(&u.resource))
+            .cloned()
+            .collect();
+        let unlinked = self.unlinked_users(period, &to_send, &links);
         let user_results = run_bounded(&users, self.options.concurrency, |u| {
             if failed_resources.contains(&u.resource) {
                 let r = user_result(
@@ -777,8 +797,38 @@ impl<'a> Pusher<'a> {
             results,
             exit: exit_code,
             sent,
-            stop: false,
+            unlinked,
+            ..PeriodOutcome::default()
         }
+    }
+
+    /// The users of `users` that are no offering user: their usage goes without a link, and
+    /// Waldur never adds one later (notes/waldur-7.0.md). One warning per period.
+    fn unlinked_users(
+        &self,
+        period: &str,
+        users: &[UserPost],
+        links: &HashMap<String, String>,
+    ) -> Vec<String> {
+        if self.offering_users_unknown.load(Ordering::Relaxed) {
+            // Listing them failed, which was a warning of its own.
+            return Vec::new();
+        }
+        let names: BTreeSet<&str> = users
+            .iter()
+            .flat_map(|u| u.items.iter().map(|(n, _)| n.as_str()))
+            .filter(|n| !links.contains_key(*n))
+            .collect();
+        if !names.is_empty() {
+            warn!(
+                "{period}: per-user usage of {} user(s) is sent without a link to a Waldur user, \
+                 because they are not offering users of this offering, and Waldur never adds \
+                 the link later: {}",
+                names.len(),
+                names.iter().copied().collect::<Vec<_>>().join(", ")
+            );
+        }
+        names.into_iter().map(str::to_string).collect()
     }
 
     fn post_total(&self, period: &str, date: &str, t: &TotalPost) -> (ResultRecord, Option<u8>) {
@@ -832,6 +882,7 @@ impl<'a> Pusher<'a> {
                 .filter_map(|u| Some((u.username.filter(|n| !n.is_empty())?, u.url?)))
                 .collect(),
             Err(e) => {
+                self.offering_users_unknown.store(true, Ordering::Relaxed);
                 warn!(
                     "listing the offering users failed ({e}); per-user usage is sent without \
                      links to Waldur users"
@@ -955,6 +1006,7 @@ impl<'a> Pusher<'a> {
         } else {
             self.user_links()
         };
+        let unlinked = self.unlinked_users(period, &users, &links);
         for u in &users {
             let cu = existing
                 .component_usage(&u.resource, &u.component)
@@ -978,6 +1030,7 @@ impl<'a> Pusher<'a> {
         }
         PeriodOutcome {
             results,
+            unlinked,
             ..PeriodOutcome::default()
         }
     }
@@ -1146,7 +1199,7 @@ pub fn offline_period(
 }
 
 /// `period 2024-03: 3 updated, 997 unchanged, 1 skipped, 0 failed`.
-pub fn summary_line(period: &str, results: &[ResultRecord]) -> String {
+pub fn summary_line(period: &str, results: &[ResultRecord], unlinked: usize) -> String {
     let count = |s: &str| results.iter().filter(|r| r.status == s).count();
     let mut line = format!(
         "period {period}: {} updated, {} unchanged, {} skipped, {} failed",
@@ -1155,6 +1208,11 @@ pub fn summary_line(period: &str, results: &[ResultRecord]) -> String {
         count("skipped"),
         count("failed")
     );
+    if unlinked > 0 {
+        line.push_str(&format!(
+            ", {unlinked} user(s) without an offering-user link"
+        ));
+    }
     let dry = count("dry_run");
     if dry > 0 {
         line.push_str(&format!(", {dry} would be sent"));
@@ -1183,7 +1241,7 @@ pub fn summary_line(period: &str, results: &[ResultRecord]) -> String {
 pub struct RunOutcome {
     /// Periods handled (complete ones).
     pub periods: usize,
-    /// Result records held back or skipped.
+    /// Result records held back or skipped, and users sent without an offering-user link.
     pub held: usize,
     /// The exit status the failures call for; `None` when nothing failed.
     pub exit: Option<u8>,
@@ -1224,7 +1282,11 @@ pub fn run_stream<R: BufRead, W: Write>(
                     out.write(&Record::Result(r.clone()))?;
                 }
                 out.flush()?;
-                let line = summary_line(&usage.period.to_string(), &done.results);
+                let line = summary_line(
+                    &usage.period.to_string(),
+                    &done.results,
+                    done.unlinked.len(),
+                );
                 if done.exit.is_some() {
                     error!("{line}");
                 } else {
@@ -1235,7 +1297,8 @@ pub fn run_stream<R: BufRead, W: Write>(
                     .results
                     .iter()
                     .filter(|r| r.status == "skipped")
-                    .count();
+                    .count()
+                    + done.unlinked.len();
                 outcome.exit = worse(outcome.exit, done.exit);
                 if done.stop {
                     error!(
@@ -1302,7 +1365,7 @@ mod tests {
             r("e", "skipped", None),
         ];
         assert_eq!(
-            summary_line("2024-03", &results),
+            summary_line("2024-03", &results, 0),
             "period 2024-03: 1 updated, 1 unchanged, 1 skipped, 2 failed; not submitted: \
              c set_usage, d set_usage (cpu)"
         );
