@@ -22,7 +22,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
 
-use crate::records::PeriodRecord;
+use crate::records::MonthRecord;
 
 /// The longest range one run may cover, in months (10 years).
 pub const MAX_MONTHS: usize = 120;
@@ -207,11 +207,11 @@ impl Period {
     }
 
     /// The `period` record of this month in `tz_name`; `index`/`count` are 1/1.
-    pub fn record(&self, tz_name: &str, now: Timestamp) -> Result<PeriodRecord, PeriodError> {
+    pub fn record(&self, tz_name: &str, now: Timestamp) -> Result<MonthRecord, PeriodError> {
         let tz = zone(tz_name)?;
         let start = self.start(&tz);
         let end = self.next().start(&tz);
-        Ok(PeriodRecord {
+        Ok(MonthRecord {
             period: self.to_string(),
             start: rfc3339(&start),
             end: rfc3339(&end),
@@ -383,13 +383,13 @@ pub fn month_period(
     year: i16,
     month: i8,
     now: Timestamp,
-) -> Result<PeriodRecord, PeriodError> {
+) -> Result<MonthRecord, PeriodError> {
     Period::new(year, month)
         .ok_or_else(|| PeriodError::BadMonth(format!("{year:04}-{month:02}")))?
         .record(tz_name, now)
 }
 
-fn number(mut periods: Vec<PeriodRecord>) -> Vec<PeriodRecord> {
+fn number(mut periods: Vec<MonthRecord>) -> Vec<MonthRecord> {
     let count = periods.len() as u32;
     for (i, p) in periods.iter_mut().enumerate() {
         p.index = i as u32 + 1;
@@ -404,7 +404,7 @@ pub fn periods_between(
     start: Date,
     end: Date,
     now: Timestamp,
-) -> Result<Vec<PeriodRecord>, PeriodError> {
+) -> Result<Vec<MonthRecord>, PeriodError> {
     zone(tz_name)?;
     if end < start {
         return Err(PeriodError::EndBeforeStart {
@@ -433,7 +433,7 @@ pub fn current_and_previous(
     tz_name: &str,
     now: Timestamp,
     previous: u32,
-) -> Result<Vec<PeriodRecord>, PeriodError> {
+) -> Result<Vec<MonthRecord>, PeriodError> {
     let tz = zone(tz_name)?;
     let today = now.to_zoned(tz).date();
     if previous as usize >= MAX_MONTHS {
@@ -454,7 +454,7 @@ pub fn months_before(
     tz_name: &str,
     now: Timestamp,
     n: u32,
-) -> Result<Vec<PeriodRecord>, PeriodError> {
+) -> Result<Vec<MonthRecord>, PeriodError> {
     let tz = zone(tz_name)?;
     if n == 0 {
         return Ok(Vec::new());
@@ -525,7 +525,7 @@ impl Window {
 }
 
 /// The window to query for `period` at `now` (the end is clamped to now).
-pub fn window(period: &PeriodRecord, now: Timestamp) -> Result<Window, PeriodError> {
+pub fn window(period: &MonthRecord, now: Timestamp) -> Result<Window, PeriodError> {
     let tz = zone(&period.timezone)?;
     let parse = |field: &str, text: &str| {
         text.parse::<Timestamp>().map_err(|e| {

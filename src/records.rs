@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 /// A billing period: one calendar month in the site's time zone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeriodRecord {
+pub struct MonthRecord {
     /// `YYYY-MM`.
     pub period: String,
     /// First instant of the month, RFC 3339 with the offset in force then.
@@ -83,7 +83,7 @@ pub struct UsageRecord {
 /// Closes a period: consumers act on a period only once this arrived and `records` matches the
 /// number of `tres`/`usage` records they saw for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeriodEndRecord {
+pub struct MonthEndRecord {
     /// `YYYY-MM`.
     pub period: String,
     /// Number of data records (`tres`, `job` or `usage`) of the period in the stream.
@@ -166,7 +166,7 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     /// `kind: period`.
-    Period(PeriodRecord),
+    Period(MonthRecord),
     /// `kind: tres`.
     Tres(TresRecord),
     /// `kind: job`.
@@ -174,7 +174,7 @@ pub enum Record {
     /// `kind: usage`.
     Usage(UsageRecord),
     /// `kind: period_end`.
-    PeriodEnd(PeriodEndRecord),
+    PeriodEnd(MonthEndRecord),
     /// `kind: result`.
     Result(ResultRecord),
     /// A kind this version does not know: passed through as it came.
@@ -359,11 +359,11 @@ impl<W: Write> RecordWriter<W> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletePeriod {
     /// The `period` record, when the stream carried one.
-    pub period: Option<PeriodRecord>,
+    pub period: Option<MonthRecord>,
     /// The data records (`tres`, `job` or `usage`) of the period, in stream order.
     pub records: Vec<Record>,
     /// The closing record.
-    pub end: PeriodEndRecord,
+    pub end: MonthEndRecord,
 }
 
 /// A period could not be completed.
@@ -415,15 +415,15 @@ impl std::error::Error for PeriodError {}
 
 /// Groups a record stream into complete periods (DESIGN.md §2, all-or-nothing per period).
 ///
-/// Feed every record with [`PeriodAssembler::push`]; a [`CompletePeriod`] comes back when a
+/// Feed every record with [`MonthAssembler::push`]; a [`CompletePeriod`] comes back when a
 /// period's `period_end` arrives with a matching count. At the end of the stream
-/// [`PeriodAssembler::finish`] names the periods that never completed.
+/// [`MonthAssembler::finish`] names the periods that never completed.
 #[derive(Debug, Default)]
-pub struct PeriodAssembler {
-    open: BTreeMap<String, (Option<PeriodRecord>, Vec<Record>)>,
+pub struct MonthAssembler {
+    open: BTreeMap<String, (Option<MonthRecord>, Vec<Record>)>,
 }
 
-impl PeriodAssembler {
+impl MonthAssembler {
     /// An empty assembler.
     pub fn new() -> Self {
         Self::default()
@@ -505,7 +505,7 @@ mod tests {
     }
 
     fn end(period: &str, records: u64) -> Record {
-        Record::PeriodEnd(PeriodEndRecord {
+        Record::PeriodEnd(MonthEndRecord {
             period: period.into(),
             records,
             jobs: 1,
@@ -566,7 +566,7 @@ mod tests {
 
     #[test]
     fn assembler_releases_a_period_only_when_complete() {
-        let mut a = PeriodAssembler::new();
+        let mut a = MonthAssembler::new();
         assert_eq!(a.push(1, tres("2024-03", None)).unwrap(), None);
         assert_eq!(a.push(2, tres("2024-03", Some("u"))).unwrap(), None);
         let done = a.push(3, end("2024-03", 2)).unwrap().unwrap();
@@ -576,7 +576,7 @@ mod tests {
 
     #[test]
     fn assembler_rejects_a_short_count_and_reports_cut_streams() {
-        let mut a = PeriodAssembler::new();
+        let mut a = MonthAssembler::new();
         a.push(1, tres("2024-03", None)).unwrap();
         assert!(matches!(
             a.push(2, end("2024-03", 3)),

@@ -731,3 +731,20 @@ fn a_passthrough_component_keeps_its_unit_factor_next_to_a_mapped_one() {
         usage("a", None, 1, &[("mem", "1.00"), ("node_hours", "1.00")]) + "\n"
     );
 }
+
+#[test]
+fn a_record_naming_a_month_that_does_not_exist_is_refused_with_its_line() {
+    // The same month type as the other tools: 2024-13 and "March" are no months.
+    for bad in ["2024-13", "March"] {
+        let input = tres("hpc_a", None, 1, &[("cpu", 60)]).replace("2024-06", bad);
+        let (code, out, err) = convert_with(&fixture("seed.yaml"), &input);
+        assert_eq!(code, 65, "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(
+            err.contains(&format!(
+                "input line 1: {bad:?} is not a month; write it as YYYY-MM, e.g. 2024-03"
+            )),
+            "{err}"
+        );
+    }
+}

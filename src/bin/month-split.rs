@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use waldur_usage::cli::{self, ExitWith, Failure, exit};
 use waldur_usage::config::Config;
 use waldur_usage::period::{self, MAX_MONTHS, PeriodError};
-use waldur_usage::records::{PeriodRecord, Record, RecordWriter};
+use waldur_usage::records::{MonthRecord, Record, RecordWriter};
 use waldur_usage::{debug, info};
 
 /// Output format.
@@ -185,7 +185,7 @@ fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-fn write(periods: &[PeriodRecord], format: Format) -> io::Result<()> {
+fn write(periods: &[MonthRecord], format: Format) -> io::Result<()> {
     let stdout = io::stdout().lock();
     match format {
         Format::Json => {

@@ -296,7 +296,7 @@ fn run(args: Args) -> Result<(), Failure> {
 
 fn stream(
     input: impl BufRead,
-    submit: impl FnMut(&waldur_usage::waldur::input::PeriodUsage) -> push::PeriodOutcome,
+    submit: impl FnMut(&waldur_usage::waldur::input::MonthUsage) -> push::MonthOutcome,
 ) -> Result<(), Failure> {
     let mut out = RecordWriter::new(std::io::stdout().lock());
     let outcome = push::run_stream(input, &mut out, submit).exit_with(exit::IOERR)?;

@@ -40,6 +40,13 @@ pub enum StreamError {
         /// Why.
         error: ConvertError,
     },
+    /// A record names a month that does not exist (`2024-13`, `March`).
+    BadPeriod {
+        /// 1-based input line.
+        line: usize,
+        /// Why.
+        error: crate::period::PeriodError,
+    },
     /// Writing the output failed.
     Write(io::Error),
 }
@@ -64,6 +71,7 @@ impl fmt::Display for StreamError {
                 write!(f, "input line {line}: a `{kind}` record: {why}")
             }
             StreamError::Convert { line, error } => write!(f, "input line {line}: {error}"),
+            StreamError::BadPeriod { line, error } => write!(f, "input line {line}: {error}"),
             StreamError::Write(e) => write!(f, "writing records: {e}"),
         }
     }
@@ -99,6 +107,16 @@ pub fn convert_stream<R: BufRead, W: Write>(
     let mut stats = Stats::default();
     for item in RecordReader::new(input) {
         let (line, record) = item.map_err(StreamError::Read)?;
+        let named = match &record {
+            Record::Tres(r) => Some(r.period.as_str()),
+            Record::Period(r) => Some(r.period.as_str()),
+            Record::PeriodEnd(r) => Some(r.period.as_str()),
+            _ => None,
+        };
+        if let Some(name) = named {
+            crate::period::Period::parse(name)
+                .map_err(|error| StreamError::BadPeriod { line, error })?;
+        }
         let out = match record {
             Record::Tres(tres) => {
                 for name in tres.tres_seconds.keys() {

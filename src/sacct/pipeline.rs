@@ -15,11 +15,11 @@ use jiff::Timestamp;
 use crate::cli::{Failure, exit};
 use crate::config::Compat;
 use crate::period;
-use crate::records::{PeriodEndRecord, PeriodRecord, Record, RecordReader, RecordWriter};
+use crate::records::{MonthEndRecord, MonthRecord, Record, RecordReader, RecordWriter};
 
 use super::command::{RunError, SacctQuery, run_streaming};
 use super::line::{AccountFilter, Layout};
-use super::read::{PeriodData, ReadError, ReadOptions, read_period};
+use super::read::{MonthData, ReadError, ReadOptions, read_period};
 
 /// Where a period's sacct lines come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub struct Settings {
 
 /// One period that produced no records.
 #[derive(Debug)]
-pub struct PeriodFailure {
+pub struct MonthFailure {
     /// `YYYY-MM`.
     pub period: String,
     /// Exit status class.
@@ -76,9 +76,9 @@ pub struct PeriodFailure {
 #[derive(Debug, Default)]
 pub struct Summary {
     /// Periods written.
-    pub done: Vec<PeriodEndRecord>,
+    pub done: Vec<MonthEndRecord>,
     /// Periods that failed.
-    pub failed: Vec<PeriodFailure>,
+    pub failed: Vec<MonthFailure>,
 }
 
 impl Summary {
@@ -112,8 +112,8 @@ impl Settings {
     }
 
     /// Read one period's lines from the configured source. Nothing is written.
-    pub fn collect(&self, p: &PeriodRecord) -> Result<PeriodData, PeriodFailure> {
-        let fail = |code: u8, message: String| PeriodFailure {
+    pub fn collect(&self, p: &MonthRecord) -> Result<MonthData, MonthFailure> {
+        let fail = |code: u8, message: String| MonthFailure {
             period: p.period.clone(),
             code,
             message: format!("period {}: {message}", p.period),
@@ -195,9 +195,9 @@ impl Settings {
     /// Collect and write one period.
     pub fn process<W: Write>(
         &self,
-        p: &PeriodRecord,
+        p: &MonthRecord,
         out: &mut RecordWriter<W>,
-    ) -> Result<Result<PeriodEndRecord, PeriodFailure>, Failure> {
+    ) -> Result<Result<MonthEndRecord, MonthFailure>, Failure> {
         let data = match self.collect(p) {
             Ok(d) => d,
             Err(f) => {
@@ -226,7 +226,7 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub enum Periods {
     /// From the command line.
-    Given(Vec<PeriodRecord>),
+    Given(Vec<MonthRecord>),
     /// `period` records on stdin; other records are passed through.
     Stdin,
 }
@@ -242,7 +242,7 @@ pub fn run<R: BufRead, W: Write>(
     let mut summary = Summary::default();
     let io_fail =
         |e: std::io::Error| Failure::new(exit::IOERR, anyhow::anyhow!("writing records: {e}"));
-    let handle = |p: &PeriodRecord,
+    let handle = |p: &MonthRecord,
                   out: &mut RecordWriter<W>,
                   summary: &mut Summary|
      -> Result<(), Failure> {

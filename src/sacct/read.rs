@@ -8,7 +8,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 
-use crate::records::{JobRecord, PeriodEndRecord, PeriodRecord, Record, RecordWriter, TresRecord};
+use crate::records::{JobRecord, MonthEndRecord, MonthRecord, Record, RecordWriter, TresRecord};
 
 use super::aggregate::{AggregateError, Aggregator, job_usage};
 use super::line::{
@@ -158,7 +158,7 @@ impl JobSpool {
 
 /// Everything read for one period, ready to be written.
 #[derive(Debug)]
-pub struct PeriodData {
+pub struct MonthData {
     /// `YYYY-MM`.
     pub period: String,
     /// The `tres` records: account totals (exact sums of their users) and users, sorted.
@@ -173,7 +173,7 @@ pub struct PeriodData {
     pub skipped_lines: u64,
 }
 
-impl PeriodData {
+impl MonthData {
     /// The `tres` records (with `--jobs` they are not written; the job records are).
     pub fn tres_records(&self) -> &[TresRecord] {
         &self.records
@@ -182,9 +182,9 @@ impl PeriodData {
     /// Write the period: `period` (when given), the data records, then `period_end`.
     pub fn write<W: Write>(
         self,
-        period: Option<&PeriodRecord>,
+        period: Option<&MonthRecord>,
         out: &mut RecordWriter<W>,
-    ) -> io::Result<PeriodEndRecord> {
+    ) -> io::Result<MonthEndRecord> {
         if let Some(p) = period {
             out.write(&Record::Period(p.clone()))?;
         }
@@ -202,7 +202,7 @@ impl PeriodData {
                 n
             }
         };
-        let end = PeriodEndRecord {
+        let end = MonthEndRecord {
             period: self.period,
             records,
             jobs: self.allocations,
@@ -230,7 +230,7 @@ pub fn read_period<R: BufRead>(
     mut input: R,
     period: &str,
     opts: &ReadOptions,
-) -> Result<PeriodData, ReadError> {
+) -> Result<MonthData, ReadError> {
     let mut parser = LineParser::new(opts.layout.clone(), opts.filter.clone());
     let mut aggregate = Aggregator::new();
     let mut jobs = if opts.jobs {
@@ -324,7 +324,7 @@ pub fn read_period<R: BufRead>(
     let records = aggregate
         .records(period, parser.table())
         .map_err(ReadError::Aggregate)?;
-    Ok(PeriodData {
+    Ok(MonthData {
         period: period.to_string(),
         records,
         jobs,

@@ -16,7 +16,7 @@
 use jiff::Timestamp;
 
 use crate::period::{BillingZones, Period, Standing};
-use crate::records::PeriodRecord;
+use crate::records::MonthRecord;
 
 /// What the server does with `date`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,7 @@ pub enum Filing {
 /// its `closed` says whether the data was collected after the month ended at the site.
 pub fn decide(
     period: Period,
-    record: Option<&PeriodRecord>,
+    record: Option<&MonthRecord>,
     zones: &BillingZones,
     now: Timestamp,
     staff: bool,
@@ -155,7 +155,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn record(period: &str, closed: bool) -> PeriodRecord {
+    fn record(period: &str, closed: bool) -> MonthRecord {
         let mut r = p(period).record("UTC", ts("2024-03-01T00:00:00Z")).unwrap();
         r.closed = closed;
         r

@@ -1,7 +1,7 @@
 //! Reading `usage` records into complete, validated periods.
 //!
 //! Records are checked as they arrive, so errors name the input line. A period is released only
-//! when its `period_end` arrived with a matching count ([`PeriodAssembler`]) *and* none of its
+//! when its `period_end` arrived with a matching count ([`MonthAssembler`]) *and* none of its
 //! records was bad; otherwise the whole period is refused: a partial month must never reach
 //! Waldur, because `set_usage` replaces the stored month-to-date value.
 
@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::amount::Amount;
 use crate::period::Period;
-use crate::records::{PeriodAssembler, PeriodRecord, Record, UsageRecord};
+use crate::records::{MonthAssembler, MonthRecord, Record, UsageRecord};
 
 /// The usage of one account in one period.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,16 +24,16 @@ pub struct AccountUsage {
 
 /// A complete period, ready to submit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeriodUsage {
+pub struct MonthUsage {
     /// The month.
     pub period: Period,
     /// The `period` record, when the stream carried one (it says whether the month is closed).
-    pub record: Option<PeriodRecord>,
+    pub record: Option<MonthRecord>,
     /// Lower-cased account -> usage.
     pub accounts: BTreeMap<String, AccountUsage>,
 }
 
-impl PeriodUsage {
+impl MonthUsage {
     /// True when some account has per-user usage.
     pub fn has_users(&self) -> bool {
         self.accounts.values().any(|a| !a.users.is_empty())
@@ -44,7 +44,7 @@ impl PeriodUsage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A period arrived whole and valid.
-    Complete(PeriodUsage),
+    Complete(MonthUsage),
     /// A period is refused; nothing of it may be submitted.
     Refused {
         /// `YYYY-MM` (as written).
@@ -68,7 +68,7 @@ struct Open {
 /// Collects records into periods.
 #[derive(Debug, Default)]
 pub struct Collector {
-    assembler: PeriodAssembler,
+    assembler: MonthAssembler,
     open: BTreeMap<String, Open>,
 }
 
@@ -144,7 +144,7 @@ impl Collector {
                 }));
             }
         }
-        Ok(Some(Event::Complete(PeriodUsage {
+        Ok(Some(Event::Complete(MonthUsage {
             period,
             record: done.period,
             accounts: open.accounts,

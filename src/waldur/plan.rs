@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::amount::Amount;
 use super::api::{ComponentUsage, ComponentUserUsage, OfferingComponent, Resource, UsageItem};
-use super::input::PeriodUsage;
+use super::input::MonthUsage;
 use crate::records::ResultRecord;
 
 /// What Waldur knows about the offering, read once per run.
@@ -280,7 +280,7 @@ pub fn result(
 
 /// Decide the POSTs for one period.
 pub fn plan(
-    usage: &PeriodUsage,
+    usage: &MonthUsage,
     catalog: &Catalog,
     existing: &Existing,
     options: PlanOptions,
@@ -609,7 +609,7 @@ mod tests {
     /// (account, total, [(user, values)]).
     type AccountSpec<'a> = (&'a str, Values<'a>, &'a [(&'a str, Values<'a>)]);
 
-    fn usage(accounts: &[AccountSpec<'_>]) -> PeriodUsage {
+    fn usage(accounts: &[AccountSpec<'_>]) -> MonthUsage {
         let map = accounts
             .iter()
             .map(|(name, total, users)| {
@@ -631,7 +631,7 @@ mod tests {
                 )
             })
             .collect();
-        PeriodUsage {
+        MonthUsage {
             period: Period::parse("2024-03").unwrap(),
             record: None,
             accounts: map,

@@ -22,7 +22,7 @@ use super::api::{self, SetUsage, SetUserUsages, UserUsageItem, path};
 use super::error::ApiError;
 use super::filing::{self, DateSupport, Filing};
 use super::http::Client;
-use super::input::{Collector, Event, PeriodUsage};
+use super::input::{Collector, Event, MonthUsage};
 use super::plan::{self, Catalog, Existing, Plan, PlanOptions, TotalPost, UserPost, result};
 use super::readback::{self, Sent};
 use super::submit::run_bounded;
@@ -101,7 +101,7 @@ impl From<ApiError> for SetupError {
 
 /// The result of one period.
 #[derive(Debug, Clone, Default)]
-pub struct PeriodOutcome {
+pub struct MonthOutcome {
     /// One record per decision or request.
     pub results: Vec<ResultRecord>,
     /// The exit status the failures call for, if any failed.
@@ -267,7 +267,7 @@ impl<'a> Pusher<'a> {
     }
 
     /// Submit one complete period, if the server files it under its own month now.
-    pub fn push_period(&self, usage: &PeriodUsage) -> PeriodOutcome {
+    pub fn push_period(&self, usage: &MonthUsage) -> MonthOutcome {
         let period = usage.period.to_string();
         let zones = &self.options.zones;
         let now = self.options.now();
@@ -380,7 +380,7 @@ impl<'a> Pusher<'a> {
     /// A month the server has left, without staff: nothing is sent. Its totals are read and
     /// compared, so that usage that never reached Waldur is named, with the amounts, while a
     /// staff backfill can still close the gap.
-    fn closed_month(&self, usage: &PeriodUsage, reason: String) -> PeriodOutcome {
+    fn closed_month(&self, usage: &MonthUsage, reason: String) -> MonthOutcome {
         let period = usage.period.to_string();
         let stored = match self.read_period(&usage.period.billing_period(), false) {
             Ok(e) => e,
@@ -444,15 +444,15 @@ impl<'a> Pusher<'a> {
                 first.last_of_month()
             );
         }
-        PeriodOutcome {
+        MonthOutcome {
             results,
-            ..PeriodOutcome::default()
+            ..MonthOutcome::default()
         }
     }
 
     /// After the POSTs of a period, read the period again and compare it with what was sent.
     /// A difference stops the run: the server filed the usage elsewhere, or changed it.
-    fn read_back(&self, period: Period, outcome: &mut PeriodOutcome) {
+    fn read_back(&self, period: Period, outcome: &mut MonthOutcome) {
         if outcome.sent.is_empty() {
             return;
         }
@@ -542,11 +542,11 @@ impl<'a> Pusher<'a> {
     /// the run stops.
     fn verified_backfill(
         &self,
-        usage: &PeriodUsage,
+        usage: &MonthUsage,
         date: &str,
         mut plan: Plan,
         existing: &mut Existing,
-    ) -> PeriodOutcome {
+    ) -> MonthOutcome {
         let period = usage.period;
         let name = period.to_string();
         if plan.totals.is_empty() {
@@ -674,7 +674,7 @@ impl<'a> Pusher<'a> {
         date: &str,
         plan: Plan,
         existing: &mut Existing,
-    ) -> PeriodOutcome {
+    ) -> MonthOutcome {
         let Plan {
             totals,
             users,
@@ -705,11 +705,11 @@ impl<'a> Pusher<'a> {
             results.push(record);
         }
         if users.is_empty() {
-            return PeriodOutcome {
+            return MonthOutcome {
                 results,
                 exit: exit_code,
                 sent,
-                ..PeriodOutcome::default()
+                ..MonthOutcome::default()
             };
         }
         let needs_uuids = users.iter().any(|u| {
@@ -734,11 +734,11 @@ impl<'a> Pusher<'a> {
                             "set_user_usages",
                         ));
                     }
-                    return PeriodOutcome {
+                    return MonthOutcome {
                         results,
                         exit: worse(exit_code, Some(e.exit_code())),
                         sent,
-                        ..PeriodOutcome::default()
+                        ..MonthOutcome::default()
                     };
                 }
             }
@@ -793,12 +793,12 @@ impl<'a> Pusher<'a> {
             exit_code = worse(exit_code, code);
             results.push(record);
         }
-        PeriodOutcome {
+        MonthOutcome {
             results,
             exit: exit_code,
             sent,
             unlinked,
-            ..PeriodOutcome::default()
+            ..MonthOutcome::default()
         }
     }
 
@@ -973,7 +973,7 @@ impl<'a> Pusher<'a> {
         }
     }
 
-    fn dry_run(&self, period: &str, date: &str, plan: Plan, existing: &Existing) -> PeriodOutcome {
+    fn dry_run(&self, period: &str, date: &str, plan: Plan, existing: &Existing) -> MonthOutcome {
         let Plan {
             totals,
             users,
@@ -1028,10 +1028,10 @@ impl<'a> Pusher<'a> {
             r.request = Some(request("POST", &p, body));
             results.push(r);
         }
-        PeriodOutcome {
+        MonthOutcome {
             results,
             unlinked,
-            ..PeriodOutcome::default()
+            ..MonthOutcome::default()
         }
     }
 
@@ -1039,18 +1039,18 @@ impl<'a> Pusher<'a> {
     /// the offering has one.
     fn refuse_all(
         &self,
-        usage: &PeriodUsage,
+        usage: &MonthUsage,
         status: &str,
         reason: String,
         code: Option<u8>,
-    ) -> PeriodOutcome {
+    ) -> MonthOutcome {
         let period = usage.period.to_string();
         if status == "failed" {
             error!("{reason}");
         } else {
             info!("{period}: {reason}");
         }
-        PeriodOutcome {
+        MonthOutcome {
             results: usage
                 .accounts
                 .iter()
@@ -1067,7 +1067,7 @@ impl<'a> Pusher<'a> {
                 })
                 .collect(),
             exit: code,
-            ..PeriodOutcome::default()
+            ..MonthOutcome::default()
         }
     }
 }
@@ -1127,11 +1127,11 @@ fn user_result(
 /// The payloads of a period without any network: account names stand in for resources, and
 /// every configured component in the input is shown (nothing is compared).
 pub fn offline_period(
-    usage: &PeriodUsage,
+    usage: &MonthUsage,
     configured: &BTreeSet<String>,
     zones: &BillingZones,
     now: Timestamp,
-) -> PeriodOutcome {
+) -> MonthOutcome {
     let period = usage.period.to_string();
     let date = match zones.standing(usage.period, now) {
         Standing::Past { .. } => zones.past_date(usage.period),
@@ -1192,9 +1192,9 @@ pub fn offline_period(
             results.push(r);
         }
     }
-    PeriodOutcome {
+    MonthOutcome {
         results,
-        ..PeriodOutcome::default()
+        ..MonthOutcome::default()
     }
 }
 
@@ -1253,7 +1253,7 @@ pub struct RunOutcome {
 pub fn run_stream<R: BufRead, W: Write>(
     input: R,
     out: &mut RecordWriter<W>,
-    mut submit: impl FnMut(&PeriodUsage) -> PeriodOutcome,
+    mut submit: impl FnMut(&MonthUsage) -> MonthOutcome,
 ) -> std::io::Result<RunOutcome> {
     let mut collector = Collector::new();
     let mut outcome = RunOutcome::default();

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use waldur_usage::records::{PeriodRecord, Record, RecordReader};
+use waldur_usage::records::{MonthRecord, Record, RecordReader};
 
 use super::cluster::CLUSTER;
 
@@ -172,7 +172,7 @@ pub fn month(t: Timestamp) -> String {
 
 /// A `period` record for an arbitrary window `[start, end)` inside one month.
 pub fn period_record(start: Timestamp, end: Timestamp) -> Vec<u8> {
-    let record = Record::Period(PeriodRecord {
+    let record = Record::Period(MonthRecord {
         period: month(start),
         start: rfc3339(start),
         end: rfc3339(end),
