@@ -124,7 +124,10 @@ struct Rig {
 
 impl Rig {
     fn new(name: &str) -> Rig {
-        let setup = Setup::small();
+        Rig::with_setup(name, Setup::small())
+    }
+
+    fn with_setup(name: &str, setup: Setup) -> Rig {
         let fake = FakeWaldur::start(setup.clone());
         let dir = Scratch::new(name);
         let sbin = dir.path("slurm");
@@ -241,6 +244,7 @@ offerings:
             .env("WALDUR_USAGE_BIN_DIR", bin_dir)
             .env("WALDUR_USAGE_LOCK_FILE", self.dir.path("report.lock"))
             .env("WALDUR_API_TOKEN", PROVIDER_TOKEN)
+            .env("WALDUR_USAGE_ETC_DIR", self.dir.path("etc-waldur"))
             .env("TMPDIR", tmp)
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("JOURNAL_STREAM")
@@ -618,6 +622,68 @@ fn backfill_loads_each_month_and_reports_the_failed_one() {
         }
     }
     assert!(!stderr.contains(STAFF_TOKEN) && !text(&out.stdout).contains(STAFF_TOKEN));
+}
+
+#[test]
+fn backfill_on_a_server_that_ignores_date_stops_and_says_not_to_re_run() {
+    // Waldur 7.0.7 would file every month under its current one: the first month is refused
+    // before any write, the others are not attempted, and the advice is not "run it again".
+    let rig = Rig::with_setup("backfill-7.0", Setup::small().waldur_7_0());
+    let token_file = rig.dir.path("staff-token");
+    std::fs::write(&token_file, format!("{STAFF_TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = rig.wrapper("waldur-usage-backfill");
+    cmd.args(["--config", rig.dir.path("config.yaml").to_str().unwrap()])
+        .args(["--offering-uuid", &rig.setup.offering.uuid])
+        .args(["--start-date", "2024-01-01", "--end-date", "2024-02-29"])
+        .args(["--user-token-file", token_file.to_str().unwrap()]);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(69), "{}", describe(&out));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Waldur 7.0.7 files usage under its current month"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Do not re-run"), "{stderr}");
+    assert!(!stderr.contains("Re-run the failed months"), "{stderr}");
+    let last = last_line(&out);
+    assert!(
+        last.contains("0 loaded") && last.contains("not attempted: 2024-02"),
+        "last line: {last}"
+    );
+    assert_eq!(rig.usage_posts(), 0);
+    assert!(rig.fake.usages().is_empty());
+}
+
+#[test]
+fn a_cycle_by_hand_finds_the_token_where_the_readme_puts_it() {
+    // The token only in <etc>/waldur-api-token (standing in for /etc/waldur), as the README
+    // says: no WALDUR_API_TOKEN, no systemd credential, no --token-file.
+    let rig = Rig::new("site-token");
+    let etc = rig.dir.path("etc-waldur");
+    std::fs::create_dir_all(&etc).unwrap();
+    let token = etc.join("waldur-api-token");
+    std::fs::write(&token, format!("{PROVIDER_TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = rig.report(&["--dry-run"]);
+    cmd.env_remove("WALDUR_API_TOKEN");
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert_eq!(rig.usage_posts(), 0);
+    // And --token-file works the same, with no file in <etc>.
+    std::fs::remove_file(&token).unwrap();
+    let elsewhere = rig.dir.path("my-token");
+    std::fs::write(&elsewhere, format!("{PROVIDER_TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = rig.report(&["--dry-run", "--token-file", elsewhere.to_str().unwrap()]);
+    cmd.env_remove("WALDUR_API_TOKEN");
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    // Without either, no token: exit 77.
+    let mut cmd = rig.report(&["--dry-run"]);
+    cmd.env_remove("WALDUR_API_TOKEN");
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(77), "{}", describe(&out));
 }
 
 #[test]

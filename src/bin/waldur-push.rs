@@ -15,7 +15,7 @@ use waldur_usage::waldur::http::{Client, ClientOptions, RetryPolicy};
 use waldur_usage::waldur::push::{self, PushOptions, Pusher};
 use waldur_usage::waldur::url::ApiBase;
 use waldur_usage::waldur::{check, register};
-use waldur_usage::{info, warn};
+use waldur_usage::{debug, info, warn};
 
 #[derive(FromArgs)]
 #[argh(
@@ -35,8 +35,9 @@ use waldur_usage::{info, warn};
     {command_name} -c cfg.yaml --offline < usage.jsonl\n\
     {command_name} -c cfg.yaml --check",
     note = "The token comes from, in order: --token (warns: ps shows it), --token-file,\n\
-    $CREDENTIALS_DIRECTORY/waldur-api-token, $WALDUR_API_TOKEN, waldur_api_token in the\n\
-    config, or OIDC client credentials in the config. It is never printed.\n\
+    $CREDENTIALS_DIRECTORY/waldur-api-token, /etc/waldur/waldur-api-token, $WALDUR_API_TOKEN,\n\
+    waldur_api_token in the config, or OIDC client credentials in the config. It is never\n\
+    printed.\n\
     Plain http is refused except for loopback hosts or with --allow-insecure-http.",
     error_code(64, "bad command line"),
     error_code(
@@ -216,6 +217,7 @@ fn run(args: Args) -> Result<(), Failure> {
         token_arg: args.token.as_deref(),
         token_file: args.token_file.as_deref(),
         credentials_directory: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+        site_token_file: Some(auth::site_token_file()),
         env_token: std::env::var("WALDUR_API_TOKEN").ok(),
         config_token: offering.waldur_api_token.as_ref(),
         config_readable_by_others: config.readable_by_others,
@@ -223,6 +225,7 @@ fn run(args: Args) -> Result<(), Failure> {
         oidc: offering.oidc.as_ref(),
     };
     let resolved = auth::resolve(&sources).map_err(|e| Failure::new(e.exit_code(), e))?;
+    debug!("the token comes from {}", resolved.source);
     for w in &resolved.warnings {
         warn!("{w}");
     }

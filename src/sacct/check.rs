@@ -230,13 +230,13 @@ pub fn run_checks(settings: &CheckSettings<'_>) -> CheckReport {
         };
         checks.push(check);
     }
-    let mut account_args = vec!["list", "account", "format=account"];
-    let cluster_arg = settings.cluster.map(|c| format!("cluster={c}"));
-    if let Some(c) = &cluster_arg {
-        account_args.push(c);
-    }
+    let account_args = account_query(settings.cluster);
+    let account_args: Vec<&str> = account_args.iter().map(String::as_str).collect();
     if let Some(out) = ask(&mut checks, "accounts", sacctmgr(&account_args), t) {
-        let all = names(&out);
+        let mut all = names(&out);
+        // withassoc lists an account once per association.
+        all.sort();
+        all.dedup();
         let check = match settings.filter {
             AccountFilter::All => finding(
                 "accounts",
@@ -310,5 +310,38 @@ pub fn run_checks(settings: &CheckSettings<'_>) -> CheckReport {
     CheckReport {
         ok: checks.iter().all(|c| c.ok),
         checks,
+    }
+}
+
+/// The `sacctmgr list account` arguments. `cluster=` is an association option: without
+/// `withassoc`, SLURM 22.05 asks "Are you sure you want to continue?" and, with no answer,
+/// loops on "Y or N please" until the timeout.
+fn account_query(cluster: Option<&str>) -> Vec<String> {
+    let mut args = vec!["list".to_string(), "account".to_string()];
+    if let Some(c) = cluster {
+        args.push("withassoc".into());
+        args.push(format!("cluster={c}"));
+    }
+    args.push("format=account".into());
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::account_query;
+
+    #[test]
+    fn a_cluster_filter_asks_for_associations_so_sacctmgr_never_prompts() {
+        assert_eq!(
+            account_query(Some("ci")),
+            [
+                "list",
+                "account",
+                "withassoc",
+                "cluster=ci",
+                "format=account"
+            ]
+        );
+        assert_eq!(account_query(None), ["list", "account", "format=account"]);
     }
 }

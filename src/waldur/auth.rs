@@ -35,6 +35,8 @@ pub struct TokenSources<'a> {
     pub token_file: Option<&'a Path>,
     /// `$CREDENTIALS_DIRECTORY`.
     pub credentials_directory: Option<PathBuf>,
+    /// The site's token file, `/etc/waldur/waldur-api-token` (see [`site_token_file`]).
+    pub site_token_file: Option<PathBuf>,
     /// `$WALDUR_API_TOKEN`.
     pub env_token: Option<String>,
     /// The offering's `waldur_api_token`.
@@ -45,6 +47,16 @@ pub struct TokenSources<'a> {
     pub config_file: &'a str,
     /// The offering's OIDC settings.
     pub oidc: Option<&'a OidcSettings>,
+}
+
+/// The site's token file: `waldur-api-token` in `/etc/waldur`, or in `$WALDUR_USAGE_ETC_DIR`
+/// (a knob for tests and staged installs). The README tells sites to put the token there, so a
+/// run by hand finds the same token as the service, which gets it as a systemd credential.
+pub fn site_token_file() -> PathBuf {
+    let dir = std::env::var_os("WALDUR_USAGE_ETC_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/waldur"));
+    dir.join(CREDENTIAL_NAME)
 }
 
 /// How requests authenticate.
@@ -108,6 +120,14 @@ pub fn resolve(sources: &TokenSources<'_>) -> Result<Resolved, ApiError> {
             });
         }
     }
+    if let Some(path) = sources.site_token_file.as_deref().filter(|p| p.exists()) {
+        let token = read_token_file(path, &mut warnings)?;
+        return Ok(Resolved {
+            credential: Credential::Token(token),
+            source: format!("token file {}", path.display()),
+            warnings,
+        });
+    }
     if let Some(value) = sources
         .env_token
         .as_deref()
@@ -151,7 +171,12 @@ pub fn resolve(sources: &TokenSources<'_>) -> Result<Resolved, ApiError> {
     }
     Err(ApiError::Credentials(format!(
         "no Waldur token: use --token-file PATH, the systemd credential {CREDENTIAL_NAME}, \
-         WALDUR_API_TOKEN, or waldur_api_token / oidc_* in {}",
+         {}, WALDUR_API_TOKEN, or waldur_api_token / oidc_* in {}",
+        sources
+            .site_token_file
+            .as_deref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| format!("/etc/waldur/{CREDENTIAL_NAME}")),
         sources.config_file
     )))
 }
@@ -327,6 +352,15 @@ mod tests {
         assert_eq!(token_of(&r), "from-file");
         assert!(r.source.starts_with("systemd credential"), "{}", r.source);
         s.credentials_directory = None;
+        let site = temp_file("site", "from-site\n", 0o600);
+        s.site_token_file = Some(site.clone());
+        let r = resolve(&s).unwrap();
+        assert_eq!(token_of(&r), "from-site");
+        assert_eq!(r.source, format!("token file {}", site.display()));
+        // A site file that does not exist is passed over.
+        s.site_token_file = Some(site.with_extension("absent"));
+        assert_eq!(token_of(&resolve(&s).unwrap()), "from-env");
+        s.site_token_file = None;
         assert_eq!(token_of(&resolve(&s).unwrap()), "from-env");
         s.env_token = Some("  ".into());
         assert_eq!(token_of(&resolve(&s).unwrap()), "from-config");

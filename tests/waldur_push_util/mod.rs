@@ -85,6 +85,7 @@ impl Env {
     pub fn bare_command(&self, config: &Path) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("waldur-push").unwrap();
         cmd.env_remove("WALDUR_API_TOKEN")
+            .env("WALDUR_USAGE_ETC_DIR", &self.dir)
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("WALDUR_SITE_AGENT_LOG_LEVEL")
             .env_remove("JOURNAL_STREAM")
