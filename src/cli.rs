@@ -79,6 +79,15 @@ impl Failure {
         }
     }
 
+    /// True when the cause is a write to a pipe whose reader has gone (`EPIPE`).
+    pub fn is_broken_pipe(&self) -> bool {
+        self.error.chain().any(|cause| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    }
+
     /// A usage error (exit 64) with a plain message.
     pub fn usage(message: impl fmt::Display) -> Self {
         Failure::new(exit::USAGE, anyhow::anyhow!("{message}"))
@@ -127,6 +136,15 @@ where
     };
     match body(args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(failure) if failure.is_broken_pipe() => {
+            // The reader went away (`| head`, or a later pipeline stage that failed and said
+            // why): repeating "Broken pipe" would only bury the message that matters.
+            log(
+                Level::Debug,
+                format_args!("stopped: the output was closed by its reader ({failure})"),
+            );
+            ExitCode::from(exit::IOERR)
+        }
         Err(failure) => {
             let level = if failure.code == exit::HELD {
                 Level::Warn

@@ -742,10 +742,60 @@ fn backfill_with_a_non_staff_token_stops_after_the_first_month() {
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(77), "{}", describe(&out));
     assert_eq!(rig.usage_posts(), 0);
+    // Asked once before any month, and answered in terms of this script's own options: the
+    // user gave --user-token-file, never --staff or --token-file.
+    let stderr = text(&out.stderr);
     let last = last_line(&out);
     assert!(
-        last.contains("not attempted: 2024-02 2024-03"),
-        "a token without staff rights fails every month alike: {last}"
+        last.contains(&format!(
+            "the token from --user-token-file {}",
+            token_file.display()
+        )) && last.contains("is not staff")
+            && last.ends_with("give a staff user's token with --user-token-file FILE"),
+        "{last}"
+    );
+    assert!(!stderr.contains("Processing month"), "{stderr}");
+    assert!(!stderr.contains("--staff"), "{stderr}");
+    assert!(!stderr.contains("--token-file"), "{stderr}");
+}
+
+#[test]
+fn a_refused_token_fails_the_cycle_in_one_line_without_broken_pipe_echoes() {
+    let rig = Rig::new("refused-token");
+    let mut cmd = rig.report(&[]);
+    cmd.env(
+        "WALDUR_API_TOKEN",
+        "0000000000000000000000000000000000000bad",
+    );
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(77), "{}", describe(&out));
+    assert_eq!(rig.usage_posts(), 0);
+    let stderr = text(&out.stderr);
+    // waldur-push stops at the token; the stages before it then write into a closed pipe.
+    // That is an echo of the one failure, not a second one: nothing says "Broken pipe", and
+    // the summary names only waldur-push.
+    assert!(!stderr.to_lowercase().contains("broken pipe"), "{stderr}");
+    assert!(!stderr.contains("exited 74"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    let failed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains(": FAILED: "))
+        .collect();
+    assert_eq!(failed.len(), 1, "{stderr}");
+    assert!(
+        failed[0].contains(": FAILED: waldur-push exited 77 (permission denied (token)); "),
+        "{}",
+        failed[0]
+    );
+    assert!(!failed[0].contains("slurm-usage exited") && !failed[0].contains("usage-convert"));
+    assert!(last_line(&out).contains("cycle FAILED"), "{stderr}");
+    // One line from waldur-push saying why, one summary line, and the cycle's total.
+    assert!(errors.len() <= 3, "{errors:#?}");
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.starts_with("waldur-push: error:") && l.contains("401")),
+        "{errors:#?}"
     );
 }
 

@@ -77,7 +77,14 @@ impl fmt::Display for StreamError {
     }
 }
 
-impl std::error::Error for StreamError {}
+impl std::error::Error for StreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StreamError::Write(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Counts of one run, for the summary log line.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -205,9 +205,7 @@ impl Settings {
                 return Ok(Err(f));
             }
         };
-        let end = data
-            .write(Some(p), out)
-            .map_err(|e| Failure::new(exit::IOERR, anyhow::anyhow!("writing records: {e}")))?;
+        let end = data.write(Some(p), out).map_err(io_failure)?;
         crate::info!(
             "period {} ({}/{}): {} records, {} allocations in {} lines, {} skipped",
             p.period,
@@ -220,6 +218,15 @@ impl Settings {
         );
         Ok(Ok(end))
     }
+}
+
+/// A failed write of the output (exit 74), keeping the `io::Error` so that a closed pipe can
+/// be told apart.
+fn io_failure(e: std::io::Error) -> Failure {
+    Failure::new(
+        exit::IOERR,
+        anyhow::Error::new(e).context("writing records"),
+    )
 }
 
 /// Where the periods come from.
@@ -240,8 +247,6 @@ pub fn run<R: BufRead, W: Write>(
 ) -> Result<Summary, Failure> {
     let mut out = RecordWriter::new(stdout);
     let mut summary = Summary::default();
-    let io_fail =
-        |e: std::io::Error| Failure::new(exit::IOERR, anyhow::anyhow!("writing records: {e}"));
     let handle = |p: &MonthRecord,
                   out: &mut RecordWriter<W>,
                   summary: &mut Summary|
@@ -278,7 +283,7 @@ pub fn run<R: BufRead, W: Write>(
                 for (_, r) in all {
                     match r {
                         Record::Period(p) => handle(&p, &mut out, &mut summary)?,
-                        other => out.write(&other).map_err(io_fail)?,
+                        other => out.write(&other).map_err(io_failure)?,
                     }
                 }
             } else {
@@ -286,12 +291,12 @@ pub fn run<R: BufRead, W: Write>(
                     let (_, r) = item.map_err(|e| Failure::new(exit::DATAERR, e))?;
                     match r {
                         Record::Period(p) => handle(&p, &mut out, &mut summary)?,
-                        other => out.write(&other).map_err(io_fail)?,
+                        other => out.write(&other).map_err(io_failure)?,
                     }
                 }
             }
         }
     }
-    out.flush().map_err(io_fail)?;
+    out.flush().map_err(io_failure)?;
     Ok(summary)
 }
