@@ -6,8 +6,9 @@
 //!
 //! Prints its base URL (`http://127.0.0.1:PORT/api/`) as the first line of stdout, then
 //! serves until it is killed or its stdin closes. `--setup` is a JSON [`Setup`]
-//! (`latency` in milliseconds); `--setup small` and `--setup large:R:U` use the built-in
-//! setups. `--log` appends the request log as JSON Lines (tokens replaced by user names).
+//! (`latency` in milliseconds); `--setup small`, `--setup sample` (the offering of
+//! `sample/waldur-site-agent-config.yaml`, for `shell/demo --against-fake`) and
+//! `--setup large:R:U` use the built-in setups. `--log` appends the request log as JSON Lines (tokens replaced by user names).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -22,7 +23,8 @@ use support::fake_waldur::{FakeWaldur, Setup};
 /// Run a fake Waldur Mastermind server on 127.0.0.1.
 #[derive(FromArgs)]
 struct Args {
-    /// setup JSON file, or "small", or "large:RESOURCES:USERS"
+    /// setup JSON file, or "small", "sample" (the offering of sample/), or
+    /// "large:RESOURCES:USERS"
     #[argh(option)]
     setup: String,
     /// port to listen on (default: any free port)
@@ -39,6 +41,9 @@ struct Args {
 fn load_setup(spec: &str) -> Result<Setup, String> {
     if spec == "small" {
         return Ok(Setup::small());
+    }
+    if spec == "sample" {
+        return Ok(Setup::sample());
     }
     if let Some(rest) = spec.strip_prefix("large:") {
         let (r, u) = rest

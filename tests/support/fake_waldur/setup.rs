@@ -298,6 +298,43 @@ impl Setup {
         }
     }
 
+    /// The offering of `sample/waldur-site-agent-config.yaml` (its UUID and name), with the
+    /// tokens and components of [`Setup::small`], a resource for each allocation of
+    /// `sample/sacct-2024-03.txt` (`physics` lies outside the `hpc_` prefix and has none) and
+    /// its users as offering users. `shell/demo --against-fake` runs a cycle against it.
+    pub fn sample() -> Setup {
+        let allocations = ["hpc_astro", "hpc_bio", "hpc_chem", "hpc_ml"];
+        let users = [
+            "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan",
+        ];
+        Setup {
+            offering: OfferingSetup {
+                uuid: "d629d5e45567425da9cdbdc1af67b32c".into(),
+                name: "Example SLURM Offering".into(),
+                ..Setup::small().offering
+            },
+            resources: allocations
+                .iter()
+                .zip(1..)
+                .map(|(backend_id, i)| ResourceSetup {
+                    uuid: det_uuid(tags::RESOURCE, i),
+                    name: format!("Allocation {backend_id}"),
+                    backend_id: (*backend_id).into(),
+                    state: "OK".into(),
+                })
+                .collect(),
+            offering_users: users
+                .iter()
+                .zip(1..)
+                .map(|(username, i)| OfferingUserSetup {
+                    uuid: det_uuid(tags::OFFERING_USER, i),
+                    username: (*username).into(),
+                })
+                .collect(),
+            ..Setup::small()
+        }
+    }
+
     /// An offering with the same tokens and components as [`Setup::small`], `resources`
     /// OK resources `hpc_alloc_00001`... and `users` offering users `user00001`...
     pub fn large(resources: usize, users: usize) -> Setup {

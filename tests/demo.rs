@@ -1,0 +1,79 @@
+//! `shell/demo`, the README's first command, and `shell/demo --against-fake`, its "try it
+//! against a fake Waldur" mode: run as a user would, with this build's binaries.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_waldur-push"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn demo(args: &[&str], log: &Path) -> Output {
+    let fake = bin_dir().join("examples/fake-waldur");
+    assert!(
+        fake.exists(),
+        "{} is missing: `cargo test` builds the examples; alone, run `cargo build --example \
+         fake-waldur` first",
+        fake.display()
+    );
+    Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("shell/demo"))
+        .args(args)
+        .env("WALDUR_USAGE_BIN_DIR", bin_dir())
+        .env("WALDUR_USAGE_DEMO_LOG", log)
+        .env_remove("WALDUR_API_TOKEN")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shell/demo")
+}
+
+#[test]
+fn against_the_fake_the_sample_month_is_sent_once_and_the_second_cycle_changes_nothing() {
+    let log = std::env::temp_dir().join(format!("waldur-usage-demo-{}.jsonl", std::process::id()));
+    let out = demo(&["--against-fake"], &log);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    // The sample has four allocations (physics lies outside the hpc_ prefix): one set_usage per
+    // resource, and one set_user_usages per (resource, component) with user rows: cpu and mem
+    // for all four, gres/gpu only for hpc_ml. 4 + 9 = 13 results.
+    let results: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("  results: "))
+        .collect();
+    assert_eq!(
+        results,
+        ["  results: updated 13", "  results: unchanged 13"],
+        "{shown}"
+    );
+    // 13 usage POSTs and the agent identity (create, register_service) in the first cycle;
+    // the second cycle reads and finds every value equal, so it writes nothing.
+    let requests = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let writes = requests
+        .lines()
+        .filter(|l| l.contains("\"method\":\"POST\"") || l.contains("\"method\":\"PUT\""))
+        .count();
+    assert_eq!(writes, 15, "{requests}");
+    assert!(
+        stdout.contains("The fake Waldur received 15 POST(s) in all"),
+        "{shown}"
+    );
+    // The staff token never shows.
+    assert!(
+        !shown.contains("57aff0000000000000000000000000000000c0de"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn demo_rejects_an_unknown_argument_with_64() {
+    let log = std::env::temp_dir().join("waldur-usage-demo-unused.jsonl");
+    let out = demo(&["--bogus"], &log);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument --bogus"));
+}
