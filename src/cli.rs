@@ -47,18 +47,39 @@ pub mod exit {
     pub const NOINPUT: u8 = 66;
     /// A service (sacct, Waldur) is not available.
     pub const UNAVAILABLE: u8 = 69;
-    /// An internal error: a bug.
+    /// An internal error: a bug, or (waldur-usage-report) a stage died of a broken pipe.
     pub const SOFTWARE: u8 = 70;
+    /// A file cannot be created (waldur-usage-report: its lock file).
+    pub const CANTCREAT: u8 = 73;
     /// Reading or writing failed.
     pub const IOERR: u8 = 74;
     /// A temporary failure: trying again later may work.
     pub const TEMPFAIL: u8 = 75;
     /// The remote side answered something we do not understand, or refused the request (4xx).
     pub const PROTOCOL: u8 = 76;
-    /// Not allowed: bad credentials, missing staff rights.
+    /// Not allowed: bad credentials, missing staff rights, no right to write usage.
     pub const NOPERM: u8 = 77;
     /// The configuration file is wrong.
     pub const CONFIG: u8 = 78;
+
+    /// Every status above with its name, in order: the README's and the man page's exit
+    /// status tables are checked against it (tests/man_pages.rs).
+    pub const ALL: [(&str, u8); 14] = [
+        ("OK", OK),
+        ("FAILURE", FAILURE),
+        ("HELD", HELD),
+        ("USAGE", USAGE),
+        ("DATAERR", DATAERR),
+        ("NOINPUT", NOINPUT),
+        ("UNAVAILABLE", UNAVAILABLE),
+        ("SOFTWARE", SOFTWARE),
+        ("CANTCREAT", CANTCREAT),
+        ("IOERR", IOERR),
+        ("TEMPFAIL", TEMPFAIL),
+        ("PROTOCOL", PROTOCOL),
+        ("NOPERM", NOPERM),
+        ("CONFIG", CONFIG),
+    ];
 }
 
 /// An error on its way out of a binary: the message chain and the exit status to use.

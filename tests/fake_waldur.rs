@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::fake_waldur::{
     BACKFILL_MSG, ComponentSetup, FakeWaldur, Fault, FaultKind, OfferingUserSetup, PROVIDER_TOKEN,
-    ResourceSetup, STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage,
+    ResourceSetup, STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage, det_uuid,
 };
 use support::openapi::{Mode, Problem, Spec, example};
 
@@ -1816,4 +1816,74 @@ fn large_offering_timing() {
         elapsed < Duration::from_secs(30),
         "listing is too slow for the budget test"
     );
+}
+
+#[test]
+fn roles_without_permissions_read_but_refuse_every_usage_post_with_403() {
+    let setup = small().without_role_permissions();
+    let fake = FakeWaldur::start(setup.clone());
+    let r1 = uuid_of(&setup, "hpc_alloc1");
+    let staff = Client::new(&fake, STAFF_TOKEN);
+    let set = |c: &Client, amount: &str| {
+        c.post(
+            "marketplace-component-usages/set_usage/",
+            &json!({"resource": r1, "usages": [{"type": "cpu", "amount": amount}]}),
+        )
+    };
+    // Staff is not role-based: it still writes.
+    assert_eq!(set(&staff, "3").status, 201);
+    let c = Client::new(&fake, PROVIDER_TOKEN);
+    assert_eq!(c.get("marketplace-component-usages/").status, 200);
+    let forbidden = json!({"detail": "You do not have permission to perform this action."});
+    let r = set(&c, "5");
+    assert_eq!((r.status, r.json()), (403, forbidden.clone()));
+    // The body is validated first (400 before 403), as in Waldur.
+    assert_eq!(set(&c, "1.234").status, 400);
+    let cu = fake.usages()[0].uuid.clone();
+    let r = c.post(
+        &format!("marketplace-component-usages/{cu}/set_user_usages/"),
+        &json!({"usages": [{"username": "hpcuser1", "usage": "1"}]}),
+    );
+    assert_eq!((r.status, r.json()), (403, forbidden.clone()));
+    let r = c.post(
+        &format!("marketplace-component-usages/{cu}/set_user_usage/"),
+        &json!({"username": "hpcuser1", "usage": "1"}),
+    );
+    assert_eq!((r.status, r.json()), (403, forbidden));
+    assert_eq!(fake.usages()[0].usage, "3.00");
+    assert!(fake.user_usages().is_empty());
+}
+
+#[test]
+fn an_unstable_usage_order_breaks_ties_the_other_way_on_every_second_listing() {
+    let mut setup = small();
+    setup.unstable_usage_order = true;
+    for (i, backend) in ["hpc_alloc1", "hpc_alloc2"].iter().enumerate() {
+        setup.existing_usages.push(StoredUsage {
+            uuid: det_uuid(0xeee0, i as u64 + 1),
+            resource_uuid: uuid_of(&setup, backend),
+            component_type: "cpu".into(),
+            billing_period: "2024-03-01".into(),
+            usage: "1.00".into(),
+            date: "2024-03-19T00:00:00+00:00".into(),
+        });
+    }
+    let fake = FakeWaldur::start(setup);
+    let c = Client::new(&fake, PROVIDER_TOKEN);
+    let order = || -> (Vec<String>, Option<String>) {
+        let r = c.get("marketplace-component-usages/?field=uuid");
+        let uuids = r
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["uuid"].as_str().unwrap().to_string())
+            .collect();
+        (uuids, r.header("x-result-count").map(str::to_string))
+    };
+    let (a, b) = (det_uuid(0xeee0, 1), det_uuid(0xeee0, 2));
+    let two = Some("2".to_string());
+    assert_eq!(order(), (vec![a.clone(), b.clone()], two.clone()));
+    assert_eq!(order(), (vec![b.clone(), a.clone()], two.clone()));
+    assert_eq!(order(), (vec![a, b], two));
 }

@@ -1,6 +1,7 @@
 //! The man pages in `man/` match the programs: every long option a binary's or wrapper's
 //! `--help` lists is documented in its page, every option a page documents exists, every page
-//! renders without warnings, and cross references between our pages resolve.
+//! renders without warnings, cross references between our pages resolve, and the exit status
+//! tables of the README and waldur-push(1) list exactly the codes of `cli::exit`.
 //!
 //! Needs `groff` and `man` (Debian: groff-base, man-db; `.ci/ops-checks` installs them).
 
@@ -321,4 +322,105 @@ fn references_to_our_pages_resolve() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The rows of the README's `| code | meaning |` table (in its Troubleshooting section).
+fn readme_exit_codes() -> Vec<(u8, String)> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("\n## Troubleshooting\n")
+        .expect("README has a Troubleshooting section");
+    let section = &readme[start + 1..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+    let mut lines = section
+        .lines()
+        .skip_while(|l| l.trim() != "| code | meaning |");
+    assert!(
+        lines.next().is_some(),
+        "Troubleshooting has no `| code | meaning |` table"
+    );
+    assert_eq!(lines.next().map(str::trim), Some("|---|---|"));
+    lines
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim().trim_matches('|').split('|').collect();
+            assert_eq!(cells.len(), 2, "row {l:?}");
+            let code = cells[0]
+                .trim()
+                .parse::<u8>()
+                .unwrap_or_else(|e| panic!("row {l:?}: {e}"));
+            (code, cells[1].trim().to_string())
+        })
+        .collect()
+}
+
+/// `NAME = value` of every constant in `src/cli.rs`'s `exit` module, read from the source.
+fn exit_constants_in_source() -> Vec<(String, u8)> {
+    let source = std::fs::read_to_string(root().join("src/cli.rs")).unwrap();
+    let start = source
+        .find("pub mod exit {")
+        .expect("cli.rs has `pub mod exit`");
+    let body = &source[start..];
+    let body = &body[..body.find("\n}\n").expect("the exit module ends")];
+    body.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix("pub const ")?;
+            let (name, value) = rest.split_once(": u8 = ")?;
+            Some((name.to_string(), value.trim_end_matches(';').parse().ok()?))
+        })
+        .collect()
+}
+
+/// The codes of `.B N` entries in a page's EXIT STATUS section, in order.
+fn man_exit_codes(page: &str) -> Vec<u8> {
+    let roff = std::fs::read_to_string(root().join("man").join(page)).unwrap();
+    let start = roff
+        .find("\n.SH EXIT STATUS\n")
+        .unwrap_or_else(|| panic!("{page} has no EXIT STATUS section"));
+    let section = &roff[start + 1..];
+    let section = &section[..section[4..].find("\n.SH ").map_or(section.len(), |i| i + 4)];
+    let lines: Vec<&str> = section.lines().collect();
+    lines
+        .windows(2)
+        .filter(|w| w[0] == ".TP")
+        .filter_map(|w| w[1].strip_prefix(".B ")?.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_exit_status_tables_match_the_cli_exit_constants() {
+    use waldur_usage::cli::exit;
+    // cli::exit::ALL lists every constant of the module, as the source spells them.
+    let in_source = exit_constants_in_source();
+    let all: Vec<(String, u8)> = exit::ALL.iter().map(|(n, c)| (n.to_string(), *c)).collect();
+    assert_eq!(
+        in_source, all,
+        "cli::exit::ALL is not the module's constants"
+    );
+    assert_eq!(exit::HELD, 3);
+
+    let table = readme_exit_codes();
+    let codes: Vec<u8> = table.iter().map(|(c, _)| *c).collect();
+    let mut sorted = codes.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(codes, sorted, "README codes are not unique and ascending");
+    for (code, meaning) in &table {
+        assert!(
+            exit::ALL.iter().any(|(_, c)| c == code),
+            "README code {code} ({meaning}) is no constant in cli::exit"
+        );
+        assert!(!meaning.is_empty(), "README code {code} has no meaning");
+    }
+    for (name, code) in exit::ALL {
+        assert!(
+            codes.contains(&code),
+            "cli::exit::{name} = {code} is missing from the README table"
+        );
+    }
+    assert_eq!(
+        man_exit_codes("waldur-push.1"),
+        codes,
+        "man/waldur-push.1 EXIT STATUS lists other codes than the README table"
+    );
 }

@@ -806,3 +806,92 @@ fn a_clock_with_nanoseconds_still_gives_dates_waldur_accepts() {
         json!("2024-03-20T12:00:00Z")
     );
 }
+
+/// 110 resources with all three components stored in March at 1.00, the same date: 330
+/// rows, two pages of the usage listing, every `cpu` (and `mem`, `gres/gpu`) row tied.
+fn tied_rows(unstable: bool) -> Setup {
+    let mut setup = Setup::large(110, 0);
+    setup.unstable_usage_order = unstable;
+    for (i, r) in setup.resources.clone().iter().enumerate() {
+        for (j, c) in ["cpu", "mem", "gres/gpu"].iter().enumerate() {
+            setup.existing_usages.push(StoredUsage {
+                uuid: det_uuid(0xeee0, (i * 3 + j) as u64 + 1),
+                resource_uuid: r.uuid.clone(),
+                component_type: c.to_string(),
+                billing_period: "2024-03-01".into(),
+                usage: "1.00".into(),
+                date: "2024-03-19T00:00:00+00:00".into(),
+            });
+        }
+    }
+    setup
+}
+
+fn first_account_changes() -> String {
+    period(
+        "2024-03",
+        &[usage(
+            "2024-03",
+            "hpc_alloc_00001",
+            None,
+            &[("cpu", "2.00"), ("mem", "1.00"), ("gres/gpu", "1.00")],
+        )],
+    )
+}
+
+#[test]
+fn pages_that_overlap_zero_fill_nothing_and_say_so_once() {
+    // The second page breaks the ties the other way round: it repeats 30 `mem` rows of the
+    // first page and never shows the other 30. Zero-filling from that read would send
+    // mem 0 over 30 stored values of 1.00.
+    let env = Env::new(tied_rows(true));
+    let run = env.run(&["--no-register"], &first_account_changes());
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("warning:"))
+        .collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "waldur-push: warning: 2024-03: no zeros are sent for idle resources: the component \
+             usages read from Waldur do not add up (330 rows read (300 distinct) over 2 page(s) \
+             where the first page counted 330); the next run tries again",
+            "waldur-push: warning: 1 result(s) held back, skipped or sent without a user link, \
+             everything else was sent; see the warnings above"
+        ]
+    );
+    assert_eq!(
+        bodies(&env.fake.requests(), "set_usage"),
+        vec![
+            json!({"resource": env.resource("hpc_alloc_00001"), "date": MARCH_DATE,
+                    "usages": [{"type": "cpu", "amount": "2.00"}, {"type": "gres/gpu", "amount": "1.00"},
+                               {"type": "mem", "amount": "1.00"}]})
+        ]
+    );
+    let changed: Vec<_> = env.totals().into_iter().filter(|t| t.3 != "1.00").collect();
+    assert_eq!(
+        changed,
+        vec![t4("2024-03-01", "hpc_alloc_00001", "cpu", "2.00")]
+    );
+    assert_eq!(env.totals().len(), 330);
+    assert_eq!(
+        run.summary("2024-03"),
+        "period 2024-03: 1 updated, 0 unchanged, 0 skipped, 0 failed"
+    );
+}
+
+#[test]
+fn pages_that_add_up_zero_fill_as_usual() {
+    // The same rows in a stable order: every row is seen, the idle resources are unchanged.
+    let env = Env::new(tied_rows(false));
+    let run = env.run(&["--no-register"], &first_account_changes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
+    assert_eq!(bodies(&env.fake.requests(), "set_usage").len(), 1);
+    assert_eq!(
+        run.summary("2024-03"),
+        "period 2024-03: 1 updated, 109 unchanged, 0 skipped, 0 failed"
+    );
+}

@@ -44,10 +44,17 @@ use waldur_usage::{debug, info, warn};
         65,
         "bad or incomplete input: nothing of the affected periods was sent"
     ),
-    error_code(69, "--check found problems"),
+    error_code(
+        69,
+        "--check found the clock off, or a staff backfill this server cannot file"
+    ),
     error_code(75, "Waldur unavailable (5xx, 429, timeouts): try again later"),
     error_code(76, "Waldur refused a request (4xx)"),
-    error_code(77, "token refused, missing, or not staff with --staff"),
+    error_code(
+        77,
+        "token refused or missing, missing rights (--check --write: cannot write), or not staff \
+         with --staff"
+    ),
     error_code(78, "configuration error")
 )]
 struct Args {
@@ -86,6 +93,11 @@ struct Args {
     /// check token, offering, components, resources, offering users and clock skew, then exit
     #[argh(switch)]
     check: bool,
+
+    /// with --check: test write access by re-sending one stored usage value of this month
+    /// unchanged (set_usage); without it write access is reported as unknown
+    #[argh(switch)]
+    write: bool,
 
     /// POST requests in flight at once (default 4)
     #[argh(option, default = "4")]
@@ -162,6 +174,9 @@ fn run(args: Args) -> Result<(), Failure> {
         return Err(Failure::usage(
             "--dry-run, --offline and --check exclude each other",
         ));
+    }
+    if args.write && !args.check {
+        return Err(Failure::usage("--write is only for --check"));
     }
     if !(1..=64).contains(&args.concurrency) {
         return Err(Failure::usage("--concurrency: expected 1 to 64"));
@@ -253,12 +268,23 @@ fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::new(exit::CONFIG, anyhow::anyhow!(e)))?;
     if args.check {
         let mut out = std::io::stdout().lock();
-        let problems =
-            check::run(&client, offering, &resolved.source, &mut out).exit_with(exit::IOERR)?;
-        if problems > 0 {
+        let check_options = check::CheckOptions {
+            write: args.write,
+            zones,
+            now,
+        };
+        let found = check::run(
+            &client,
+            offering,
+            &resolved.source,
+            &check_options,
+            &mut out,
+        )
+        .exit_with(exit::IOERR)?;
+        if let Some(code) = found {
             return Err(Failure::new(
-                exit::UNAVAILABLE,
-                anyhow::anyhow!("--check found {problems} problem(s)"),
+                code,
+                anyhow::anyhow!("--check found problems (the FAIL lines above)"),
             ));
         }
         return Ok(());

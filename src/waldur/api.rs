@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::amount::Amount;
 use super::error::ApiError;
-use super::http::{Client, Reply};
+use super::http::{Client, Listing, Reply};
 use super::url::Query;
 use crate::config::normalize_uuid;
 
@@ -257,13 +257,55 @@ pub fn component_usages(
     offering_uuid: &str,
     billing_period: &str,
 ) -> Result<Vec<ComponentUsage>, ApiError> {
-    client.list(
+    component_usage_listing(client, offering_uuid, billing_period).map(|l| l.items)
+}
+
+/// [`component_usages`] with the server's count, for [`listing_gap`].
+///
+/// The server orders by `-date, component.type`, which ties (every resource's `cpu` of one
+/// day). A total order cannot be asked for: `o` accepts only `billing_period`,
+/// `missing_usage_policy` and `usage` (`ComponentUsageOEnum`), no `uuid`. The filters
+/// (`offering_uuid`, `billing_period`) keep the listing to one month of one offering, and the
+/// caller checks the rows against `X-Result-Count` instead.
+pub fn component_usage_listing(
+    client: &Client,
+    offering_uuid: &str,
+    billing_period: &str,
+) -> Result<Listing<ComponentUsage>, ApiError> {
+    client.list_counted(
         path::COMPONENT_USAGES,
         &Query::new()
             .with("offering_uuid", offering_uuid)
             .with("billing_period", billing_period)
             .fields(&["uuid", "type", "usage", "resource_uuid"]),
     )
+}
+
+/// Why a listing of component usages cannot be taken as complete, if it cannot: the rows read
+/// differ from the first page's `X-Result-Count`, or a row came twice (pages overlapped, so
+/// others were missed), or several pages came without a count to check them against.
+pub fn listing_gap(listing: &Listing<ComponentUsage>) -> Option<String> {
+    let read = listing.items.len() as u64;
+    let distinct = listing
+        .items
+        .iter()
+        .map(|u| u.uuid.as_str())
+        .collect::<std::collections::HashSet<_>>()
+        .len() as u64;
+    match listing.result_count {
+        Some(count) if count == read && distinct == read => None,
+        None if listing.pages <= 1 && distinct == read => None,
+        Some(count) => Some(format!(
+            "{read} rows read ({distinct} distinct) over {} page(s) where the first page \
+             counted {count}",
+            listing.pages
+        )),
+        None => Some(format!(
+            "{read} rows read ({distinct} distinct) over {} pages without an X-Result-Count \
+             to check them against",
+            listing.pages
+        )),
+    }
 }
 
 /// Every per-user usage of the offering in one billing period (`YYYY-MM-01`).
@@ -368,6 +410,39 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&users).unwrap(),
             r#"{"usages":[{"username":"jdoe","usage":"101.44","user":"https://w/api/marketplace-offering-users/a7/"},{"username":"legacy","usage":"0.00"}]}"#
+        );
+    }
+
+    #[test]
+    fn a_listing_is_complete_only_when_its_distinct_rows_match_the_count() {
+        let row = |n: u32| ComponentUsage {
+            uuid: format!("{n:032x}"),
+            type_: "cpu".into(),
+            usage: Amount::ZERO,
+            resource_uuid: None,
+        };
+        let listing = |rows: &[u32], count: Option<u64>, pages: u64| Listing {
+            items: rows.iter().map(|&n| row(n)).collect(),
+            result_count: count,
+            pages,
+        };
+        assert_eq!(listing_gap(&listing(&[1, 2, 3], Some(3), 2)), None);
+        assert_eq!(listing_gap(&listing(&[1, 2], None, 1)), None);
+        // Pages overlapped: as many rows as counted, but one twice, so one was never seen.
+        assert_eq!(
+            listing_gap(&listing(&[1, 2, 2], Some(3), 2)).as_deref(),
+            Some("3 rows read (2 distinct) over 2 page(s) where the first page counted 3")
+        );
+        // A row appeared mid-listing.
+        assert_eq!(
+            listing_gap(&listing(&[1, 2, 3, 4], Some(3), 2)).as_deref(),
+            Some("4 rows read (4 distinct) over 2 page(s) where the first page counted 3")
+        );
+        assert_eq!(
+            listing_gap(&listing(&[1, 2], None, 2)).as_deref(),
+            Some(
+                "2 rows read (2 distinct) over 2 pages without an X-Result-Count to check them against"
+            )
         );
     }
 

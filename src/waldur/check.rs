@@ -2,37 +2,86 @@
 //!
 //! Checks, each printed as one `ok`/`warn`/`FAIL` line: the token is accepted (and whose it
 //! is), the server's clock (its `Date` header) against ours, the offering and its components
-//! against the config, the resources by state, and the offering users.
+//! against the config, the resources by state, the offering users, and write access.
+//!
+//! Write access cannot be read off a Waldur 7.0.x: a role without permissions still reads
+//! everything checked here (notes/waldur-7.0.md, "Roles and tokens"). Without `--write` it is
+//! reported as unknown; with `--write` one resource's stored usage of the server's current
+//! month is POSTed back unchanged through `set_usage` (a no-op for billing), and the answer
+//! decides.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use jiff::Timestamp;
+use serde_json::json;
 
-use super::api;
+use super::amount::Amount;
+use super::api::{self, SetUsage, UsageItem, path};
+use super::error::ApiError;
 use super::http::Client;
 use super::plan::Catalog;
+use super::push::worse;
+use crate::cli::exit;
 use crate::config::{Offering, normalize_uuid};
+use crate::period::BillingZones;
 
 /// Clock difference that is reported as a problem: Waldur refuses usage dated in its future.
 pub const MAX_SKEW_SECONDS: i64 = 120;
 
-/// Run the checks, writing one line per finding to `out`; returns the number of problems.
+/// What `--check` may do beyond reading.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    /// `--write`: test write access by re-sending one stored value unchanged.
+    pub write: bool,
+    /// The site's and the server's zones (the server's decides the current month).
+    pub zones: BillingZones,
+    /// Now (`--now` or the clock).
+    pub now: Timestamp,
+}
+
+/// What `--check` found out about write access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteAccess {
+    /// A re-sent value was stored (201).
+    Can(String),
+    /// The server answered 403; the server's message.
+    Cannot(String),
+    /// Not tested, or the test told nothing; why.
+    Unknown(String),
+}
+
+/// Collects the lines and the worst exit status.
+struct Report<'o, W: Write> {
+    out: &'o mut W,
+    worst: Option<u8>,
+}
+
+impl<W: Write> Report<'_, W> {
+    fn line(&mut self, level: &str, text: String) -> std::io::Result<()> {
+        writeln!(self.out, "{level:<4} {text}")
+    }
+
+    fn fail(&mut self, code: u8, text: String) -> std::io::Result<()> {
+        self.worst = worse(self.worst, Some(code));
+        self.line("FAIL", text)
+    }
+}
+
+/// Run the checks, writing one line per finding to `out`; returns the exit status the
+/// problems call for (`None`: no problem). API failures exit as everywhere else (77 for a
+/// refused token or missing rights, 76 for a refusal such as an offering that is not visible,
+/// 75 for an outage); a wrong clock 69; no sendable component 78; "cannot write" 77.
 pub fn run(
     client: &Client,
     offering: &Offering,
     token_source: &str,
+    options: &CheckOptions,
     out: &mut impl Write,
-) -> std::io::Result<usize> {
-    let mut problems = 0;
-    let mut line = |out: &mut dyn Write, level: &str, text: String| -> std::io::Result<()> {
-        if level == "FAIL" {
-            problems += 1;
-        }
-        writeln!(out, "{level:<4} {text}")
-    };
-    line(
-        out,
+) -> std::io::Result<Option<u8>> {
+    let mut report = Report { out, worst: None };
+    let r = &mut report;
+    r.line(
         "ok",
         format!(
             "Waldur: {} (User-Agent {})",
@@ -43,22 +92,18 @@ pub fn run(
     let me = match api::users_me(client) {
         Ok(me) => me,
         Err(e) => {
-            line(out, "FAIL", format!("token from {token_source}: {e}"))?;
-            return Ok(problems);
+            r.fail(e.exit_code(), format!("token from {token_source}: {e}"))?;
+            return Ok(r.worst);
         }
     };
     let (user, reply) = me;
-    line(
-        out,
+    let staff = user.is_staff == Some(true);
+    r.line(
         "ok",
         format!(
             "token from {token_source}: accepted for Waldur user {} (staff: {})",
             user.username.as_deref().unwrap_or("(unknown)"),
-            if user.is_staff == Some(true) {
-                "yes"
-            } else {
-                "no"
-            }
+            if staff { "yes" } else { "no" }
         ),
     )?;
     match reply
@@ -69,23 +114,22 @@ pub fn run(
             let skew = Timestamp::now().as_second() - server.timestamp().as_second();
             let text = format!("clock: ours is {skew:+} s from the server's Date header");
             if skew.abs() > MAX_SKEW_SECONDS {
-                line(
-                    out,
-                    "FAIL",
+                r.fail(
+                    exit::UNAVAILABLE,
                     format!("{text}; fix NTP, Waldur refuses usage dated in its future"),
                 )?;
             } else {
-                line(out, "ok", text)?;
+                r.line("ok", text)?;
             }
         }
-        None => line(out, "warn", "clock: the server sent no Date header".into())?,
+        None => r.line("warn", "clock: the server sent no Date header".into())?,
     }
     let uuid = normalize_uuid(&offering.waldur_offering_uuid);
     let details = match api::offering(client, &uuid) {
         Ok(d) => d,
         Err(e) => {
-            line(out, "FAIL", format!("offering {uuid}: {e}"))?;
-            return Ok(problems);
+            r.fail(e.exit_code(), format!("offering {uuid}: {e}"))?;
+            return Ok(r.worst);
         }
     };
     let components: Vec<String> = details
@@ -93,8 +137,7 @@ pub fn run(
         .iter()
         .map(|c| format!("{} ({})", c.type_, c.billing_type.as_deref().unwrap_or("?")))
         .collect();
-    line(
-        out,
+    r.line(
         "ok",
         format!(
             "offering {:?} ({uuid}): components {}",
@@ -105,8 +148,8 @@ pub fn run(
     let resources = match api::resources(client, &uuid) {
         Ok(r) => r,
         Err(e) => {
-            line(out, "FAIL", format!("resources: {e}"))?;
-            return Ok(problems);
+            r.fail(e.exit_code(), format!("resources: {e}"))?;
+            return Ok(r.worst);
         }
     };
     let (catalog, warnings) = Catalog::new(
@@ -115,21 +158,16 @@ pub fn run(
         resources,
     );
     for w in warnings {
-        line(out, "warn", w)?;
+        r.line("warn", w)?;
     }
     if catalog.sendable.is_empty() {
-        line(
-            out,
-            "FAIL",
+        r.fail(
+            exit::CONFIG,
             "no configured component can be sent to this offering".into(),
         )?;
     } else {
         let sendable: Vec<&str> = catalog.sendable.iter().map(String::as_str).collect();
-        line(
-            out,
-            "ok",
-            format!("components sent: {}", sendable.join(", ")),
-        )?;
+        r.line("ok", format!("components sent: {}", sendable.join(", ")))?;
     }
     let mut states: BTreeMap<String, usize> = BTreeMap::new();
     for r in &catalog.resources {
@@ -143,8 +181,7 @@ pub fn run(
         .filter(|r| r.backend_id.as_deref().is_none_or(|b| b.trim().is_empty()))
         .count();
     let by_state: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    line(
-        out,
+    r.line(
         "ok",
         format!(
             "resources: {} ({}); {no_backend} without backend_id",
@@ -159,8 +196,7 @@ pub fn run(
                 .filter(|u| u.username.as_deref().is_some_and(|n| !n.is_empty()))
                 .count();
             let level = if users.is_empty() { "warn" } else { "ok" };
-            line(
-                out,
+            r.line(
                 level,
                 format!(
                     "offering users: {} ({named} with a username){}",
@@ -173,7 +209,109 @@ pub fn run(
                 ),
             )?;
         }
-        Err(e) => line(out, "warn", format!("offering users: {e}"))?,
+        Err(e) => r.line("warn", format!("offering users: {e}"))?,
     }
-    Ok(problems)
+    match write_access(client, &catalog, &uuid, staff, options) {
+        WriteAccess::Can(how) => r.line("ok", format!("write access: can write ({how})"))?,
+        WriteAccess::Cannot(message) => r.fail(
+            exit::NOPERM,
+            format!("write access: cannot write (403: {message})"),
+        )?,
+        WriteAccess::Unknown(why) => r.line("warn", format!("write access: unknown ({why})"))?,
+    }
+    Ok(r.worst)
+}
+
+/// Find out whether the token may write usage. Without `options.write` nothing is sent.
+pub fn write_access(
+    client: &Client,
+    catalog: &Catalog,
+    offering_uuid: &str,
+    staff: bool,
+    options: &CheckOptions,
+) -> WriteAccess {
+    if !options.write {
+        let who = if staff {
+            "a staff user may set usage, but "
+        } else {
+            ""
+        };
+        return WriteAccess::Unknown(format!(
+            "not tested: {who}reading cannot tell, a role without permissions still reads \
+             everything; --check --write re-sends one stored value of this month unchanged"
+        ));
+    }
+    let period = options.zones.server_month(options.now);
+    let stored = match api::component_usages(client, offering_uuid, &period.billing_period()) {
+        Ok(rows) => rows,
+        Err(e) => {
+            return WriteAccess::Unknown(format!(
+                "reading the stored usage of {period} failed: {}",
+                e.short()
+            ));
+        }
+    };
+    // resource -> component -> stored values (more than one: ambiguous, not re-sent).
+    let mut by_resource: BTreeMap<&str, BTreeMap<&str, Vec<Amount>>> = BTreeMap::new();
+    for row in &stored {
+        if let Some(resource) = row.resource_uuid.as_deref() {
+            if catalog.sendable.contains(&row.type_) {
+                by_resource
+                    .entry(resource)
+                    .or_default()
+                    .entry(row.type_.as_str())
+                    .or_default()
+                    .push(row.usage);
+            }
+        }
+    }
+    let chosen = by_resource.iter().find(|(resource, components)| {
+        catalog
+            .resources
+            .iter()
+            .any(|r| r.uuid == **resource && r.reportable())
+            && components.values().all(|v| v.len() == 1)
+    });
+    let Some((resource, components)) = chosen else {
+        return WriteAccess::Unknown(format!(
+            "nothing to re-send: no resource that takes usage has a stored value for {period}"
+        ));
+    };
+    // Every stored component of the resource, so that a 7.0.x server's
+    // `resource.current_usages` (the components of the last request) stays complete.
+    let usages: Vec<UsageItem> = components
+        .iter()
+        .map(|(c, v)| UsageItem {
+            type_: c.to_string(),
+            amount: v[0],
+        })
+        .collect();
+    let shown: Vec<String> = usages
+        .iter()
+        .map(|u| format!("{} {}", u.type_, u.amount))
+        .collect();
+    let body = json!(SetUsage {
+        resource: resource.to_string(),
+        date: options.zones.current_date(period, options.now),
+        usages,
+    });
+    match client.post_created(path::SET_USAGE, &body) {
+        Ok(_) => WriteAccess::Can(format!(
+            "re-sent the stored {} of resource {resource} for {period} unchanged",
+            shown.join(", ")
+        )),
+        Err(e) if e.status() == Some(403) => {
+            let message = match &e {
+                ApiError::Status { message, .. } => {
+                    message.split_whitespace().collect::<Vec<_>>().join(" ")
+                }
+                other => other.short(),
+            };
+            WriteAccess::Cannot(message)
+        }
+        Err(e) => WriteAccess::Unknown(format!(
+            "re-sending a stored value of {period} failed: {}",
+            e.short()
+        )),
+    }
 }

@@ -210,16 +210,36 @@ impl Client {
     /// GET every page of a list, following `Link: rel="next"` (only its `page` value is taken,
     /// so the next request goes to the configured base URL with the same parameters).
     pub fn list<T: DeserializeOwned>(&self, path: &str, query: &Query) -> Result<Vec<T>, ApiError> {
+        self.list_counted(path, query).map(|l| l.items)
+    }
+
+    /// [`Client::list`], with the `X-Result-Count` of the first page, so that a caller can
+    /// tell whether the pages added up to the listing the server counted.
+    pub fn list_counted<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &Query,
+    ) -> Result<Listing<T>, ApiError> {
         let mut query = query.clone();
         query.set("page_size", PAGE_SIZE.to_string());
-        let mut items = Vec::new();
+        let mut listing = Listing {
+            items: Vec::new(),
+            result_count: None,
+            pages: 0,
+        };
         let mut page: u64 = 1;
         loop {
             if page > 1 {
                 query.set("page", page.to_string());
             }
             let (mut batch, reply) = self.get_json::<Vec<T>>(path, &query)?;
-            items.append(&mut batch);
+            if listing.pages == 0 {
+                listing.result_count = reply
+                    .header("x-result-count")
+                    .and_then(|c| c.trim().parse().ok());
+            }
+            listing.pages += 1;
+            listing.items.append(&mut batch);
             match next_page(reply.header("link")) {
                 Some(next) if next > page => page = next,
                 Some(next) => {
@@ -231,7 +251,7 @@ impl Client {
                         ),
                     });
                 }
-                None => return Ok(items),
+                None => return Ok(listing),
             }
         }
     }
@@ -485,6 +505,17 @@ fn retry_after(value: Option<&str>) -> Option<Duration> {
     let now = jiff::Timestamp::now();
     let secs = when.as_second() - now.as_second();
     Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+/// Every page of a list, as [`Client::list_counted`] read it.
+#[derive(Debug, Clone)]
+pub struct Listing<T> {
+    /// The rows of all pages, in the order read.
+    pub items: Vec<T>,
+    /// `X-Result-Count` of the first page: how many rows the server counted then.
+    pub result_count: Option<u64>,
+    /// Pages read.
+    pub pages: u64,
 }
 
 /// The `page` value of the `rel="next"` link, if any.

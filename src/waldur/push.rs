@@ -113,6 +113,9 @@ pub struct MonthOutcome {
     pub stop: bool,
     /// Users whose per-user usage went without a link to a Waldur user (not offering users).
     pub unlinked: Vec<String>,
+    /// Things held back without a result record of their own (the zeros for idle resources,
+    /// when what was read of Waldur did not add up); each had its warning line.
+    pub held_back: usize,
 }
 
 /// Pick the more important of two exit statuses: permissions, configuration, bad input,
@@ -304,7 +307,8 @@ impl<'a> Pusher<'a> {
             }
         };
         let billing_period = usage.period.billing_period();
-        let mut existing = match self.read_period(&billing_period, usage.has_users()) {
+        let (mut existing, gap) = match self.read_period_counted(&billing_period, usage.has_users())
+        {
             Ok(e) => e,
             Err(e) => {
                 return self.refuse_all(
@@ -329,9 +333,21 @@ impl<'a> Pusher<'a> {
                     .allocation_prefix
                     .as_ref()
                     .map(|p| p.to_lowercase()),
-                skip_zero_fill: !current,
+                skip_zero_fill: !current || gap.is_some(),
             },
         );
+        // Zeros go only where Waldur holds no record; a row missed by the read would get one
+        // over its real value. So a listing that does not add up zero-fills nothing.
+        let zeros_held = match &gap {
+            Some(why) if current => {
+                warn!(
+                    "{period}: no zeros are sent for idle resources: the component usages read \
+                     from Waldur do not add up ({why}); the next run tries again"
+                );
+                1
+            }
+            _ => 0,
+        };
         for r in plan.results.iter().filter(|r| r.status == "skipped") {
             let what = match &r.component {
                 Some(c) => format!("{} {} ({c})", r.account, r.action),
@@ -347,14 +363,16 @@ impl<'a> Pusher<'a> {
                 format!("component {c:?} in the input is not sent: the offering does not take it")
             });
         }
-        if self.options.dry_run {
-            return self.dry_run(&period, &date, plan, &existing);
-        }
-        if !current && support == DateSupport::Unknown {
-            return self.verified_backfill(usage, &date, plan, &mut existing);
-        }
-        let mut outcome = self.execute(&period, &date, plan, &mut existing);
-        self.read_back(usage.period, &mut outcome);
+        let mut outcome = if self.options.dry_run {
+            self.dry_run(&period, &date, plan, &existing)
+        } else if !current && support == DateSupport::Unknown {
+            self.verified_backfill(usage, &date, plan, &mut existing)
+        } else {
+            let mut outcome = self.execute(&period, &date, plan, &mut existing);
+            self.read_back(usage.period, &mut outcome);
+            outcome
+        };
+        outcome.held_back += zeros_held;
         outcome
     }
 
@@ -368,13 +386,26 @@ impl<'a> Pusher<'a> {
 
     /// The component usages (and, with `users`, the per-user usages) of one billing period.
     fn read_period(&self, billing_period: &str, users: bool) -> Result<Existing, ApiError> {
-        let totals = api::component_usages(self.client, &self.offering_uuid, billing_period)?;
+        self.read_period_counted(billing_period, users)
+            .map(|(existing, _)| existing)
+    }
+
+    /// [`Pusher::read_period`], and why the component usages may be incomplete (see
+    /// [`api::listing_gap`]).
+    fn read_period_counted(
+        &self,
+        billing_period: &str,
+        users: bool,
+    ) -> Result<(Existing, Option<String>), ApiError> {
+        let totals =
+            api::component_usage_listing(self.client, &self.offering_uuid, billing_period)?;
+        let gap = api::listing_gap(&totals);
         let users = if users {
             api::user_usages(self.client, &self.offering_uuid, billing_period)?
         } else {
             Vec::new()
         };
-        Ok(Existing::new(&totals, &users))
+        Ok((Existing::new(&totals.items, &users), gap))
     }
 
     /// A month the server has left, without staff: nothing is sent. Its totals are read and
@@ -1298,7 +1329,8 @@ pub fn run_stream<R: BufRead, W: Write>(
                     .iter()
                     .filter(|r| r.status == "skipped")
                     .count()
-                    + done.unlinked.len();
+                    + done.unlinked.len()
+                    + done.held_back;
                 outcome.exit = worse(outcome.exit, done.exit);
                 if done.stop {
                     error!(

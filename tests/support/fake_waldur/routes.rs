@@ -531,8 +531,9 @@ fn usages(state: &mut State, ctx: &Ctx) -> Response {
     let offering = try_filter!(uuid_list_filter(ctx, "offering_uuid"));
     let period = try_filter!(date_filter(ctx, "billing_period"));
     let ty = ctx.q("type").filter(|s| !s.is_empty());
-    // Default ordering `-date, component.type` (§1.5), cached by the state.
-    let order = state.usage_order();
+    // Default ordering `-date, component.type` (§1.5), cached by the state; its ties may
+    // break differently per request (`Setup::unstable_usage_order`).
+    let order = state.listing_usage_order();
     let state = &*state;
     let rows: Vec<_> = order
         .iter()

@@ -194,6 +194,15 @@ pub struct Setup {
     /// row goes to the server's current month (notes/waldur-7.0.md). Use with `version`
     /// `7.0.7`, or with another version to model a server that lies about itself.
     pub ignores_date: bool,
+    /// Behave like a freshly installed Waldur 7.0.7 whose roles have no permissions yet
+    /// (notes/waldur-7.0.md, "Roles and tokens"): every non-staff token reads as usual, but
+    /// each usage POST answers 403 `{"detail": "You do not have permission to perform this
+    /// action."}` after validating its body, and stores nothing.
+    pub roles_without_permissions: bool,
+    /// Break ties of the component-usage listing's default ordering (`-date, component.type`)
+    /// differently on each listing request, alternating ascending and descending UUID, as a
+    /// database may: pages of one listing then overlap and miss rows.
+    pub unstable_usage_order: bool,
 }
 
 impl Default for Setup {
@@ -217,6 +226,8 @@ impl Default for Setup {
             time_zone: "UTC".into(),
             version: "8.1.3".into(),
             ignores_date: false,
+            roles_without_permissions: false,
+            unstable_usage_order: false,
         }
     }
 }
@@ -259,6 +270,13 @@ impl Setup {
     pub fn waldur_7_0(mut self) -> Setup {
         self.version = "7.0.7".into();
         self.ignores_date = true;
+        self
+    }
+
+    /// This setup with roles that carry no permissions: non-staff tokens can read but get 403
+    /// on every usage POST (see [`Setup::roles_without_permissions`]).
+    pub fn without_role_permissions(mut self) -> Setup {
+        self.roles_without_permissions = true;
         self
     }
 

@@ -106,6 +106,12 @@ pub struct State {
     /// The next this many `set_usage` items are stored 1.00 higher than sent (a read-back
     /// mismatch).
     pub tamper_writes: u32,
+    /// Fresh roles: non-staff tokens get 403 on usage POSTs.
+    pub roles_without_permissions: bool,
+    /// Ties of the usage listing break differently on each listing request.
+    pub unstable_usage_order: bool,
+    /// Component-usage listing requests so far (for [`State::unstable_usage_order`]).
+    pub usage_listings: u64,
     counter: u64,
 }
 
@@ -158,6 +164,9 @@ impl State {
             server_version: setup.version,
             ignores_date: setup.ignores_date,
             tamper_writes: 0,
+            roles_without_permissions: setup.roles_without_permissions,
+            unstable_usage_order: setup.unstable_usage_order,
+            usage_listings: 0,
             counter: 0,
         };
         for u in setup.existing_usages {
@@ -278,6 +287,31 @@ impl State {
             self.usage_order = Some(order);
         }
         self.usage_order.clone().unwrap_or_default()
+    }
+
+    /// The order of the next component-usage listing: [`State::usage_order`], except that with
+    /// [`State::unstable_usage_order`] every second listing request breaks ties by descending
+    /// UUID instead (what a database may do when the ordering leaves ties).
+    pub fn listing_usage_order(&mut self) -> Vec<usize> {
+        let order = self.usage_order();
+        if !self.unstable_usage_order {
+            return order;
+        }
+        self.usage_listings += 1;
+        if self.usage_listings % 2 == 1 {
+            return order;
+        }
+        let mut order = order;
+        let rows = &self.usages;
+        order.sort_by_cached_key(|&i| {
+            let s = &rows[i].stored;
+            (
+                std::cmp::Reverse(rows[i].instant),
+                s.component_type.clone(),
+                std::cmp::Reverse(s.uuid.clone()),
+            )
+        });
+        order
     }
 
     /// Positions of all user usages in the default order `-component_usage.date, component

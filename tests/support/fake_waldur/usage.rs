@@ -17,6 +17,8 @@ use super::validate::{self, DATETIME_FORMAT_MSG};
 pub const BACKFILL_MSG: &str = "Service providers can only specify date for limit-based or prepaid billing components when backfilling past billing periods.";
 /// 400 for a date in the future (§4.3, applies to staff too).
 pub const FUTURE_MSG: &str = "Cannot submit usage for future dates.";
+/// DRF's 403 body: the caller can see the object but lacks the permission.
+pub const PERMISSION_MSG: &str = "You do not have permission to perform this action.";
 /// Resource states that accept usage (§4.7).
 const ACCEPTING_STATES: &[&str] = &["OK", "Updating", "Terminating"];
 
@@ -65,6 +67,12 @@ fn check_date_rules(
         return Err(json!({ "date": [BACKFILL_MSG] }));
     }
     Ok(())
+}
+
+/// Step 8 of §6: staff may always write; other tokens act as the offering's provider, unless
+/// the roles carry no permissions yet ([`State::roles_without_permissions`]).
+fn forbidden(state: &State, ctx: &Ctx) -> Option<Response> {
+    (state.roles_without_permissions && !ctx.user.is_staff).then(|| detail(403, PERMISSION_MSG))
 }
 
 fn period_text(d: Date) -> String {
@@ -171,6 +179,9 @@ pub fn set_usage(state: &mut State, ctx: &Ctx) -> Response {
         }
     };
     // 8. Permission: staff, or the provider (every other fake token). Then upsert (§4.1).
+    if let Some(response) = forbidden(state, ctx) {
+        return response;
+    }
     let period = period_text(when.period);
     let date = state.render(when.instant);
     let modified_by = Some(ctx.user_index as u64 + 1);
@@ -349,6 +360,9 @@ pub fn set_user_usage(state: &mut State, ctx: &Ctx, path_uuid: &str, bulk: bool)
         } else {
             bad_request(errors.into_iter().next().unwrap_or_default())
         };
+    }
+    if let Some(response) = forbidden(state, ctx) {
+        return response;
     }
     // Apply.
     let now = state.render(state.now());
