@@ -407,6 +407,58 @@ fn bad_factors_exit_78_naming_the_key() {
 }
 
 #[test]
+fn a_component_that_measures_nothing_is_a_config_error_exit_78() {
+    // SLURM reports GPUs as gres/gpu, never as `gpu`: a component named `gpu`, or one mapped
+    // from nothing SLURM reports, would bill 0.00 for every resource without a word.
+    let base = std::fs::read_to_string(fixture("seed.yaml")).unwrap();
+    let cases = [
+        (
+            "      gres/gpu:\n",
+            "      gpu:\n",
+            "offerings[0].backend_components.gpu: SLURM reports no TRES named \"gpu\", so this \
+             component would be 0.00 for every resource (did you mean gres/gpu?): name it after a \
+             TRES (cpu, mem, node, billing, gres/NAME, license/NAME, ...) or map it with \
+             target_components",
+        ),
+        (
+            "      gres/gpu:\n",
+            "      gres/gpu:\n        target_components: {}\n",
+            "offerings[0].backend_components.gres/gpu.target_components: names no TRES, so this \
+             component would be 0.00 for every resource: list the TRES it adds up, or remove \
+             target_components to read the TRES of the same name",
+        ),
+        (
+            "      gres/gpu:\n",
+            "      gres/gpu:\n        target_components: { gpu: { factor: 1 } }\n",
+            "offerings[0].backend_components.gres/gpu.target_components: names no TRES that SLURM \
+             reports (\"gpu\" (did you mean gres/gpu?)), so this component would be 0.00 for every \
+             resource: use TRES names (cpu, mem, node, billing, gres/NAME, license/NAME, ...)",
+        ),
+    ];
+    for (from, to, message) in cases {
+        assert!(base.contains(from));
+        let cfg = TempConfig::new(&base.replace(from, to));
+        let (code, out, err) = convert_with(cfg.path(), &tres("hpc_a", None, 1, &[]));
+        assert_eq!(
+            (code, out.as_str(), err),
+            (
+                78,
+                "",
+                format!("usage-convert: error: {}: {message}\n", cfg.path())
+            )
+        );
+    }
+    // A limit component is not measured, so it is not checked.
+    let limit = base.replace(
+        "      gres/gpu:\n",
+        "      storage:\n        accounting_type: \"limit\"\n      gres/gpu:\n",
+    );
+    let cfg = TempConfig::new(&limit);
+    let (code, _, err) = convert_with(cfg.path(), "");
+    assert_ne!(code, 78, "{err}");
+}
+
+#[test]
 fn help_explains_the_formulas_and_version_works() {
     let out = cargo_bin_cmd!("usage-convert")
         .arg("--help")
