@@ -490,6 +490,88 @@ fn a_stage_killed_mid_stream_submits_nothing() {
 }
 
 #[test]
+fn waldur_push_options_pass_through_the_report_wrapper() {
+    let rig = Rig::new("passthrough");
+    // A shim waldur-push that records its argv, then runs the real one.
+    let bin = rig.dir.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real_dir = Path::new(env!("CARGO_BIN_EXE_waldur-push"))
+        .parent()
+        .unwrap();
+    for tool in ["month-split", "slurm-usage", "usage-convert"] {
+        std::os::unix::fs::symlink(real_dir.join(tool), bin.join(tool)).unwrap();
+    }
+    let log = rig.dir.path("push-argv.log");
+    write_executable(
+        &bin.join("waldur-push"),
+        &format!(
+            "#!/bin/bash\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real_dir.join("waldur-push").display()
+        ),
+    );
+    let mut cmd = rig.report(&[
+        "--no-register",
+        "--dry-run",
+        "--waldur-timezone",
+        "UTC",
+        "--",
+        "--concurrency",
+        "2",
+    ]);
+    cmd.env("WALDUR_USAGE_BIN_DIR", &bin);
+    let out = run(cmd);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let argv = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(argv.lines().count(), 1, "{argv}");
+    assert!(
+        argv.contains("--dry-run --no-register --waldur-timezone UTC --concurrency 2"),
+        "{argv}"
+    );
+    // Dry run and no registration: not a single write reached the fake.
+    assert_eq!(rig.usage_posts(), 0);
+    assert!(
+        rig.fake.requests().iter().all(|r| r.method == "GET"),
+        "{:?}",
+        rig.fake.requests()
+    );
+}
+
+#[test]
+fn a_cycle_timeout_leaves_no_sacct_behind() {
+    let rig = Rig::new("sacct-hangs");
+    // A sacct that hangs as one process (as the real one does when slurmdbd stops answering),
+    // after writing its PID.
+    let pid_file = rig.dir.path("sacct.pid");
+    write_executable(
+        &rig.dir.path("slurm").join("sacct"),
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'slurm 23.02.6'; exit 0; fi\n\
+             echo $$ > '{}'\nexec sleep 300\n",
+            pid_file.display()
+        ),
+    );
+    let started = std::time::Instant::now();
+    let out = run(rig.report(&["--timeout", "3"]));
+    let took = started.elapsed();
+    // timed out: 75, the next cycle retries; --kill-after=10 bounds it at about 13 s.
+    assert_eq!(out.status.code(), Some(75), "{}", describe(&out));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert_eq!(rig.usage_posts(), 0);
+    let pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("sacct ran")
+        .trim()
+        .parse()
+        .unwrap();
+    // slurm-usage was killed; its sacct got SIGTERM from the kernel (PR_SET_PDEATHSIG).
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    wait_for("sacct to end", Duration::from_secs(5), || {
+        !proc.exists()
+            || std::fs::read_to_string(proc.join("stat")).is_ok_and(|s| s.contains(") Z "))
+    });
+}
+
+#[test]
 fn two_cycles_at_once_never_overlap() {
     let rig = Rig::new("lock");
     rig.sacct_option("sleep", Some("2"));

@@ -208,6 +208,39 @@ impl<E: fmt::Display> fmt::Display for RunError<E> {
 impl<E: fmt::Debug + fmt::Display> std::error::Error for RunError<E> {}
 
 /// Send SIGKILL to the process group `pgid` (the child and anything it started).
+/// The command gets SIGTERM when this process dies, however it dies. Its own process group
+/// (for the timeout above) keeps it out of reach of a signal sent to ours: without this, a
+/// `timeout` that kills slurm-usage would leave sacct running, an orphan.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    unsafe extern "C" {
+        // prctl(2) and getppid(2) from the C library std already links.
+        fn prctl(option: i32, ...) -> i32;
+        fn getppid() -> i32;
+    }
+    const PR_SET_PDEATHSIG: i32 = 1;
+    const SIGTERM: std::ffi::c_ulong = 15;
+    let parent = std::process::id() as i32;
+    // SAFETY: between fork and exec only async-signal-safe calls are made: prctl and getppid.
+    unsafe {
+        cmd.pre_exec(move || {
+            if prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect (ESRCH: no allocation here).
+            if getppid() != parent {
+                const ESRCH: i32 = 3;
+                return Err(io::Error::from_raw_os_error(ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
 fn kill_group(pgid: u32) {
     unsafe extern "C" {
         // kill(2) from the C library std already links; it only takes integers.
@@ -270,6 +303,7 @@ pub fn run_streaming<T, E>(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    die_with_parent(&mut cmd);
     if let Some(tz) = &inv.tz {
         cmd.env("TZ", OsString::from(tz));
     }
