@@ -668,3 +668,26 @@ fn usage_errors_exit_64() {
         .unwrap();
     assert_eq!(out.status.code(), Some(66));
 }
+
+#[test]
+fn het_job_steps_in_jobidraw_form_parse_and_are_not_billed_twice() {
+    // sacct prints a het job's step as `<job>.<step>+<component>` in JobIDRaw. Each component
+    // is its own allocation (billed); the steps are inside them (not billed again).
+    let dump = "\
+JobIDRaw|Account|User|ElapsedRaw|AllocTRES
+123+0|hpc_alloc1|hpcuser1|10|billing=2,cpu=2,mem=100M,node=1
+123+1|hpc_alloc1|hpcuser1|10|billing=4,cpu=4,mem=300M,node=1
+123.0+0|hpc_alloc1|hpcuser1|9|cpu=2,mem=100M,node=1
+123.0+1|hpc_alloc1|hpcuser1|9|cpu=4,mem=300M,node=1
+123.batch+0|hpc_alloc1|hpcuser1|10|cpu=2,mem=100M,node=1
+";
+    let path = write_temp("het.txt", dump);
+    let recs = records(
+        &["--period", "2026-11", "--input", path.to_str().unwrap()],
+        0,
+    );
+    // (2 + 4) CPUs x 10 s = 60 CPU-s; (100 + 300) MiB x 10 s = 4000 MiB-s; two allocations.
+    let u = usage(&recs, "hpc_alloc1", Some("hpcuser1"));
+    assert_eq!((u["cpu"], u["mem"]), (60, 4000));
+    assert_eq!(jobs(&recs, "hpc_alloc1", Some("hpcuser1")), 2);
+}

@@ -7,6 +7,7 @@
 //! 123+0          component of a heterogeneous job (its own allocation: billed)
 //! 123.batch      a step: .batch, .extern, .interactive, .0, ... (not billed)
 //! 123_4.0  123+1.batch
+//! 123.0+0        a step of a heterogeneous job, as JobIDRaw prints it (`<job>.<step>+<component>`)
 //! ```
 //!
 //! Only allocations are billed; a step's usage is part of its job's allocation.
@@ -49,9 +50,16 @@ pub fn parse_job_id(field: &[u8]) -> Option<JobIdKind> {
     );
     let het = preceded(tag(&b"+"[..]), digits);
     let step = preceded(tag(&b"."[..]), step_name);
-    let (_, (_, _, _, step)) = all_consuming((digits, opt(array), opt(het), opt(step)))
-        .parse(field)
-        .ok()?;
+    // A het job's step comes either as `123+0.0` (JobID) or `123.0+0` (JobIDRaw): the
+    // component may follow the step, but only when it did not come before it.
+    let step_het = preceded(tag(&b"+"[..]), digits);
+    let (_, (_, _, het, step, step_het)) =
+        all_consuming((digits, opt(array), opt(het), opt(step), opt(step_het)))
+            .parse(field)
+            .ok()?;
+    if step_het.is_some() && (het.is_some() || step.is_none()) {
+        return None;
+    }
     Some(match step {
         Some(_) => JobIdKind::Step,
         None => JobIdKind::Allocation,
@@ -86,11 +94,14 @@ mod tests {
             "5_1.batch",
             "123+0.batch",
             "123+1.0",
+            "123.0+0",
+            "123.batch+1",
         ] {
             assert_eq!(parse_job_id(id.as_bytes()), Some(JobIdKind::Step), "{id}");
         }
         for bad in [
-            "", "abc", "1_", "1_[", "1_[]", "1+", "1.", "1.ba-tch", " 1", "1 ",
+            "", "abc", "1_", "1_[", "1_[]", "1+", "1.", "1.ba-tch", " 1", "1 ", "1+0.0+0", "1.0+",
+            "1+0+0",
         ] {
             assert_eq!(parse_job_id(bad.as_bytes()), None, "{bad:?}");
         }
