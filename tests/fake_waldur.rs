@@ -1600,6 +1600,7 @@ fn each_fault_kind_is_observable_and_consumed() {
             retry_after_secs: 7,
         },
         times: 1,
+        body_contains: None,
     });
     let r = c.get("users/me/");
     assert_eq!((r.status, r.header("retry-after")), (429, Some("7")));

@@ -146,45 +146,282 @@ fn a_timed_out_post_is_repeated_with_the_same_values() {
     assert_same_as_fault_free(&env);
 }
 
+/// Attempts at `set_usage` per resource UUID, in order of first attempt.
+fn set_usage_attempts(env: &Env) -> Vec<(String, usize)> {
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for r in env.fake.requests_to("POST", "set_usage/") {
+        let resource = r.body.as_ref().unwrap()["resource"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        match seen.iter_mut().find(|(u, _)| *u == resource) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((resource, 1)),
+        }
+    }
+    seen
+}
+
+/// Every resource of `Setup::large` with `cpu` = `1.00`, in one period.
+fn large_input(resources: usize) -> String {
+    let lines: Vec<String> = (1..=resources)
+        .map(|i| {
+            usage(
+                "2024-03",
+                &format!("hpc_alloc_{i:05}"),
+                None,
+                &[("cpu", "1.00"), ("mem", "0.00"), ("gres/gpu", "0.00")],
+            )
+        })
+        .collect();
+    period("2024-03", &lines)
+}
+
 #[test]
-fn an_outage_fails_fast_and_names_what_was_not_submitted() {
+fn one_resource_failing_forever_fails_alone() {
+    // hpc_alloc1's set_usage answers 500 on every attempt; hpc_alloc2 (which has usage of its
+    // own here) must still be stored exactly. A process-wide breaker would stop it.
     let env = Env::new(Setup::small());
-    env.fake
-        .inject(Fault::new("POST", "set_usage/", FaultKind::Status(503)).times(100));
-    let run = env.run(&[], &march_input());
+    let alloc1 = env.resource("hpc_alloc1");
+    env.fake.inject(
+        Fault::new("POST", "set_usage/", FaultKind::Status(500))
+            .with_body(&alloc1)
+            .times(1000),
+    );
+    let input = period(
+        "2024-03",
+        &[
+            usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.54")]),
+            usage(
+                "2024-03",
+                "hpc_alloc1",
+                Some("hpcuser1"),
+                &[("cpu", "1.54")],
+            ),
+            usage(
+                "2024-03",
+                "hpc_alloc2",
+                None,
+                &[("cpu", "2.25"), ("mem", "7.00")],
+            ),
+            usage(
+                "2024-03",
+                "hpc_alloc2",
+                Some("hpcuser2"),
+                &[("cpu", "2.25"), ("mem", "7.00")],
+            ),
+        ],
+    );
+    let run = env.run(&[], &input);
+    // 75: a temporary failure; the next cycle sends hpc_alloc1 again.
     assert_eq!(run.code, 75, "{}", run.stderr);
-    // hpc_alloc1: 1 attempt + 3 retries. Then the client stops sending: hpc_alloc2's zeros
-    // are not attempted at all.
-    let attempts = env
-        .fake
-        .requests()
-        .iter()
-        .filter(|r| r.path.ends_with("/set_usage/"))
-        .count();
-    assert_eq!(attempts, 4);
-    assert!(env.fake.usages().is_empty());
-    assert!(env.fake.user_usages().is_empty());
+    // hpc_alloc1: 1 attempt + 3 retries (--retries 3); hpc_alloc2: once.
+    assert_eq!(
+        set_usage_attempts(&env),
+        vec![(alloc1.clone(), 4), (env.resource("hpc_alloc2"), 1)]
+    );
+    assert_eq!(
+        env.totals(),
+        vec![
+            t4("2024-03-01", "hpc_alloc2", "cpu", "2.25"),
+            t4("2024-03-01", "hpc_alloc2", "mem", "7.00"),
+        ]
+    );
+    assert_eq!(
+        env.user_totals(),
+        vec![
+            t5("2024-03-01", "hpc_alloc2", "cpu", "hpcuser2", "2.25"),
+            t5("2024-03-01", "hpc_alloc2", "mem", "hpcuser2", "7.00"),
+        ]
+    );
     assert_eq!(
         run.summary("2024-03"),
-        "period 2024-03: 0 updated, 0 unchanged, 0 skipped, 4 failed; not submitted: \
-         hpc_alloc1 set_usage, hpc_alloc2 set_usage, hpc_alloc1 set_user_usages (cpu), \
-         hpc_alloc1 set_user_usages (mem)"
+        "period 2024-03: 3 updated, 0 unchanged, 0 skipped, 2 failed; not submitted: \
+         hpc_alloc1 set_usage, hpc_alloc1 set_user_usages (cpu)"
     );
-    let reasons: Vec<Option<String>> = run.outcomes().into_iter().map(|o| o.4).collect();
+    let reasons: Vec<Option<String>> = run
+        .outcomes()
+        .into_iter()
+        .filter(|o| o.0 == "hpc_alloc1")
+        .map(|o| o.4)
+        .collect();
     assert_eq!(
-        reasons[0].as_deref(),
-        Some("HTTP 503: <h1>Server Error (503)</h1>")
+        reasons,
+        vec![
+            Some("HTTP 500: Server Error (500) (HTML page)".to_string()),
+            Some("not sent: the resource's set_usage failed".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn an_outage_on_every_resource_trips_the_breaker_after_its_limit() {
+    // Every set_usage answers 503: after 8 requests in a row used up their retries (8
+    // different resources, no success between), the server is down, not one resource: the
+    // last 4 resources are not attempted, and are named.
+    let env = Env::new(Setup::large(12, 0));
+    env.fake
+        .inject(Fault::new("POST", "set_usage/", FaultKind::Status(503)).times(1000));
+    let run = env.run(&["--no-register", "--retries", "0"], &large_input(12));
+    assert_eq!(run.code, 75, "{}", run.stderr);
+    let attempts = set_usage_attempts(&env);
+    assert_eq!(attempts.len(), 8, "{attempts:?}");
+    assert!(attempts.iter().all(|(_, n)| *n == 1), "{attempts:?}");
+    assert!(env.fake.usages().is_empty());
+    // The summary names the first ten and counts the rest; the result records name each.
+    assert_eq!(
+        run.summary("2024-03"),
+        format!(
+            "period 2024-03: 0 updated, 0 unchanged, 0 skipped, 12 failed; not submitted: {}, \
+             and 2 more",
+            (1..=10)
+                .map(|i| format!("hpc_alloc_{i:05} set_usage"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+        .replace(", and 2 more", " and 2 more")
+    );
+    let failed: Vec<String> = run
+        .outcomes()
+        .into_iter()
+        .filter(|o| o.2 == "failed")
+        .map(|o| o.0)
+        .collect();
+    assert_eq!(
+        failed,
+        (1..=12)
+            .map(|i| format!("hpc_alloc_{i:05}"))
+            .collect::<Vec<_>>()
+    );
+    let reasons: Vec<String> = run.outcomes().into_iter().filter_map(|o| o.4).collect();
+    assert_eq!(reasons[0], "HTTP 503: Server Error (503) (HTML page)");
+    assert_eq!(
+        reasons[8],
+        "not sent: Waldur is unavailable (8 requests in a row failed; last: HTTP 503: \
+         Server Error (503) (HTML page))"
+    );
+}
+
+#[test]
+fn an_identity_endpoint_down_never_holds_up_usage() {
+    // The optional identity calls answer 503 forever: all usage is stored, the exit is 0, the
+    // GET is retried at most once and nothing counts towards the breaker.
+    let env = Env::new(Setup::small());
+    env.fake.inject(
+        Fault::new(
+            "GET",
+            "marketplace-site-agent-identities",
+            FaultKind::Status(503),
+        )
+        .times(1000),
+    );
+    let run = env.run(&[], &march_input());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        env.fake
+            .requests_to("GET", "marketplace-site-agent-identities")
+            .len(),
+        2
     );
     assert!(
-        reasons[1]
-            .as_deref()
-            .unwrap()
-            .starts_with("not sent: Waldur is unavailable (HTTP 503"),
-        "{reasons:?}"
+        run.stderr.contains(
+            "registering the agent identity failed (usage is still sent): GET \
+             /api/marketplace-site-agent-identities/: HTTP 503: Server Error (503) (HTML page)"
+        ),
+        "{}",
+        run.stderr
     );
+    assert_same_as_fault_free(&env);
+}
+
+#[test]
+fn the_identity_post_is_sent_once_and_a_404_page_is_one_line() {
+    // POST answers 503: not repeated (a repeat could create a second identity).
+    let env = Env::new(Setup::small());
+    env.fake.inject(
+        Fault::new(
+            "POST",
+            "marketplace-site-agent-identities",
+            FaultKind::Status(503),
+        )
+        .times(1000),
+    );
+    let run = env.run(&[], &march_input());
+    assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
-        reasons[2].as_deref(),
-        Some("not sent: the resource's set_usage failed")
+        env.fake
+            .requests_to("POST", "marketplace-site-agent-identities")
+            .len(),
+        1
+    );
+    assert_same_as_fault_free(&env);
+    // A 7.0.7 without the identity endpoints answers Django's HTML page: one info line, no
+    // warning, no page.
+    let env = Env::new(Setup::small().waldur_7_0().without_agent_identities());
+    let run = env.run(&["--now", "2024-03-20T10:00:00Z"], &march_input());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("identity"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].ends_with(
+            "this Waldur has no agent-identity endpoint, so no identity is registered \
+             (HTTP 404: Not Found (HTML page))"
+        ),
+        "{}",
+        lines[0]
+    );
+    assert!(!run.stderr.contains("<"), "{}", run.stderr);
+    assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
+}
+
+#[test]
+fn a_server_that_goes_away_stops_the_run_within_the_breaker_limit() {
+    // The server answers 10 requests, then refuses every connection. With --retries 3 the
+    // breaker allows 3 requests x 4 attempts: 9 "retrying" lines, then nothing is tried and
+    // every resource not stored is named.
+    let env = Env::new(Setup::large(20, 0));
+    env.fake.refuse_connections_after(10);
+    let started = Instant::now();
+    let run = env.run(&["--no-register"], &large_input(20));
+    assert_eq!(run.code, 75, "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let retries = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("retrying in"))
+        .count();
+    assert_eq!(retries, 3 * 3, "{}", run.stderr);
+    let answered = env.fake.requests().len();
+    assert_eq!(answered, 10);
+    // Each resource is either stored or named as failed in its result record, never neither.
+    let stored: Vec<String> = env.totals().into_iter().map(|t| t.1).collect();
+    let failed: Vec<String> = run
+        .outcomes()
+        .into_iter()
+        .filter(|o| o.1 == "set_usage" && o.2 == "failed")
+        .map(|o| o.0)
+        .collect();
+    for i in 1..=20 {
+        let account = format!("hpc_alloc_{i:05}");
+        let named = failed.contains(&account);
+        let kept = stored.contains(&account);
+        assert!(named != kept, "{account}: stored {kept}, named {named}");
+    }
+    assert!(!stored.is_empty() && !failed.is_empty());
+    assert!(run.summary("2024-03").contains("failed; not submitted: "));
+    assert!(
+        run.stderr
+            .contains("not sent: Waldur is unavailable (3 requests in a row could not reach it"),
+        "{}",
+        run.stderr
     );
 }
 

@@ -155,6 +155,15 @@ fn a_token_in_a_world_readable_config_warns_and_verify_ssl_false_warns_loudly() 
 /// A one-endpoint OIDC token server: answers every POST with an access token and keeps the
 /// request bodies.
 fn oidc_server(access_token: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let answer = format!("{{\"access_token\":\"{access_token}\",\"expires_in\":3600}}");
+    oidc_server_answering("200 OK", answer)
+}
+
+/// A one-endpoint OIDC token server giving every POST this status and JSON body.
+fn oidc_server_answering(
+    status: &'static str,
+    answer: String,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/token", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -179,10 +188,9 @@ fn oidc_server(access_token: &'static str) -> (String, Arc<Mutex<Vec<String>>>) 
             log.lock()
                 .unwrap()
                 .push(String::from_utf8_lossy(&body).into_owned());
-            let answer = format!("{{\"access_token\":\"{access_token}\",\"expires_in\":3600}}");
             let _ = write!(
                 stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
                 answer.len()
             );
         }
@@ -195,15 +203,7 @@ fn oidc_client_credentials_give_a_bearer_token_fetched_once() {
     let env = Env::new(Setup::small());
     // The fake accepts its tokens as Bearer too, standing in for a JWT.
     let (token_url, seen) = oidc_server(PROVIDER_TOKEN);
-    let config = env.dir.join("oidc.yaml");
-    let yaml = config_yaml(&env.fake.base_url(), &env.setup.offering.uuid).replace(
-        "    backend_settings:",
-        &format!(
-            "    oidc_token_url: \"{token_url}\"\n    oidc_client_id: \"agent\"\n    \
-             oidc_client_secret: \"s3cr3t-client-secret\"\n    backend_settings:"
-        ),
-    );
-    write_mode(&config, &yaml, 0o600);
+    let config = oidc_config(&env, &token_url);
     let out = env
         .command_with(&config)
         .write_stdin(small_input())
@@ -222,4 +222,60 @@ fn oidc_client_credentials_give_a_bearer_token_fetched_once() {
         reqs.iter()
             .all(|r| r.authorization == Some(format!("Bearer {PROVIDER_TOKEN}")))
     );
+}
+
+#[test]
+fn an_identity_provider_that_is_down_is_an_outage_and_a_refusal_is_a_token_error() {
+    // 503 from the token endpoint: retried like any outage, exit 75 (the next cycle tries
+    // again), never 77 "bad token".
+    let env = Env::new(Setup::small());
+    let (token_url, seen) =
+        oidc_server_answering("503 Service Unavailable", "{\"error\":\"down\"}".into());
+    let config = oidc_config(&env, &token_url);
+    let run = Run::from(
+        env.command_with(&config)
+            .args(["--retries", "1", "--retry-max-delay", "0.05"])
+            .write_stdin(small_input())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 75, "{}", run.stderr);
+    assert_eq!(seen.lock().unwrap().len(), 2, "one attempt and one retry");
+    assert!(
+        run.stderr
+            .contains(&format!("POST OIDC token endpoint {token_url}: HTTP 503")),
+        "{}",
+        run.stderr
+    );
+    assert!(env.fake.requests().is_empty());
+    // 401 from the token endpoint: the client secret is wrong. Not retried, exit 77.
+    let env = Env::new(Setup::small());
+    let (token_url, seen) =
+        oidc_server_answering("401 Unauthorized", "{\"error\":\"invalid_client\"}".into());
+    let config = oidc_config(&env, &token_url);
+    let run = Run::from(
+        env.command_with(&config)
+            .args(["--retries", "1", "--retry-max-delay", "0.05"])
+            .write_stdin(small_input())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 77, "{}", run.stderr);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert!(run.stderr.contains("HTTP 401"), "{}", run.stderr);
+    assert!(!run.stderr.contains("s3cr3t"));
+}
+
+/// A config for the fake whose credentials are OIDC client credentials at `token_url`.
+fn oidc_config(env: &Env, token_url: &str) -> std::path::PathBuf {
+    let config = env.dir.join("oidc.yaml");
+    let yaml = config_yaml(&env.fake.base_url(), &env.setup.offering.uuid).replace(
+        "    backend_settings:",
+        &format!(
+            "    oidc_token_url: \"{token_url}\"\n    oidc_client_id: \"agent\"\n    \
+             oidc_client_secret: \"s3cr3t-client-secret\"\n    backend_settings:"
+        ),
+    );
+    write_mode(&config, &yaml, 0o600);
+    config
 }

@@ -11,6 +11,7 @@ use waldur_usage::config::{self, Config};
 use waldur_usage::period::{self, BillingZones};
 use waldur_usage::records::RecordWriter;
 use waldur_usage::waldur::auth::{self, TokenSources};
+use waldur_usage::waldur::error::ApiError;
 use waldur_usage::waldur::http::{Client, ClientOptions, RetryPolicy};
 use waldur_usage::waldur::push::{self, PushOptions, Pusher};
 use waldur_usage::waldur::url::ApiBase;
@@ -39,6 +40,11 @@ use waldur_usage::{debug, info, warn};
     waldur_api_token in the config, or OIDC client credentials in the config. It is never\n\
     printed.\n\
     Plain http is refused except for loopback hosts or with --allow-insecure-http.",
+    error_code(
+        3,
+        "something was held back or skipped (a decrease, a closed month, an unknown account, an \
+         Erred resource): everything else was sent"
+    ),
     error_code(64, "bad command line"),
     error_code(
         65,
@@ -48,7 +54,11 @@ use waldur_usage::{debug, info, warn};
         69,
         "--check found the clock off, or a staff backfill this server cannot file"
     ),
-    error_code(75, "Waldur unavailable (5xx, 429, timeouts): try again later"),
+    error_code(
+        75,
+        "a request failed temporarily (5xx, 429, timeouts, refused connections): the next \
+         cycle sends it"
+    ),
     error_code(76, "Waldur refused a request (4xx)"),
     error_code(
         77,
@@ -311,6 +321,12 @@ fn run(args: Args) -> Result<(), Failure> {
                 info!("registered the agent identity in Waldur")
             }
             Ok(_) => {}
+            // An older Waldur without the identity endpoints: nothing to fix, so no warning
+            // every half hour.
+            Err(e @ ApiError::Status { status: 404, .. }) => info!(
+                "this Waldur has no agent-identity endpoint, so no identity is registered ({})",
+                e.short()
+            ),
             Err(e) => warn!("registering the agent identity failed (usage is still sent): {e}"),
         }
     }

@@ -334,7 +334,9 @@ pub fn offering_users(client: &Client, offering_uuid: &str) -> Result<Vec<Offeri
 }
 
 /// `GET version/`: the server's version, e.g. `7.0.7`. Staff and support only; others get 403.
+/// Best effort ([`Client::optional`]): its failure never stops the run.
 pub fn version(client: &Client) -> Result<String, ApiError> {
+    let client = client.optional();
     #[derive(Deserialize)]
     struct Version {
         #[serde(default)]

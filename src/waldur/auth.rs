@@ -280,18 +280,35 @@ impl OidcClient {
             encode_component(&s.client_id),
             encode_component(s.client_secret.expose())
         );
+        // The identity provider being down or unreachable is an outage (retried, exit 75),
+        // not a bad secret: only its refusals are credential errors.
+        let unreachable = |e: ureq::Error| ApiError::Transport {
+            method: "POST".into(),
+            path: format!("OIDC token endpoint {}", s.token_url),
+            detail: e.to_string(),
+            attempts: 1,
+        };
         let mut response = agent
             .post(&s.token_url)
             .content_type("application/x-www-form-urlencoded")
             .send(form.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(unreachable)?;
         let status = response.status().as_u16();
         let body = response
             .body_mut()
             .with_config()
             .limit(1 << 20)
             .read_to_string()
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(unreachable)?;
+        if status >= 500 || status == 429 {
+            return Err(ApiError::Status {
+                method: "POST".into(),
+                path: format!("OIDC token endpoint {}", s.token_url),
+                status,
+                message: server_message(&body),
+                attempts: 1,
+            });
+        }
         if !(200..300).contains(&status) {
             return Err(fail(format!("HTTP {status}: {}", server_message(&body))));
         }

@@ -134,12 +134,23 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// Pull a readable message out of an error body: DRF's `{"detail": ...}`, field errors as
-/// compact JSON, or the start of an HTML or text body.
+/// Pull a readable one-line message out of an error body: DRF's `{"detail": ...}`, field
+/// errors as compact JSON, the title of an HTML page (Django and proxies answer unknown paths
+/// and outages with whole pages), or the start of a text body.
+///
+/// ```
+/// use waldur_usage::waldur::error::server_message;
+/// let page = "<!doctype html>\n<html><head><title>Not Found</title></head>\n\
+///             <body><h1>Not Found</h1><p>The requested resource was not found.</p></body></html>";
+/// assert_eq!(server_message(page), "Not Found (HTML page)");
+/// ```
 pub fn server_message(body: &str) -> String {
     let trimmed = body.trim();
     if trimmed.is_empty() {
         return "(empty body)".into();
+    }
+    if let Some(title) = html_title(trimmed) {
+        return format!("{} (HTML page)", truncate(&title, 120));
     }
     if let Ok(value) = serde_json::from_str::<serde_json::Value>(trimmed) {
         if let Some(detail) = value.get("detail").and_then(|d| d.as_str()) {
@@ -149,6 +160,54 @@ pub fn server_message(body: &str) -> String {
     }
     let text: String = trimmed.split_whitespace().collect::<Vec<_>>().join(" ");
     truncate(&text, 300)
+}
+
+/// The `<title>`, else the first `<h1>`..`<h3>`, else all text of a body that looks like HTML.
+fn html_title(body: &str) -> Option<String> {
+    let lower = body.to_ascii_lowercase();
+    let looks_html = lower.starts_with('<')
+        && [
+            "<html",
+            "<!doctype",
+            "<head",
+            "<body",
+            "<h1",
+            "<title",
+            "<p>",
+        ]
+        .iter()
+        .any(|t| lower.contains(t));
+    if !looks_html {
+        return None;
+    }
+    let inner = |open: &str, close: &str| -> Option<String> {
+        let start = lower.find(open)?;
+        let after = start + lower[start..].find('>')? + 1;
+        let end = after + lower[after..].find(close)?;
+        Some(text_of(&body[after..end]))
+    };
+    ["title", "h1", "h2", "h3"]
+        .iter()
+        .find_map(|tag| inner(&format!("<{tag}"), &format!("</{tag}")).filter(|t| !t.is_empty()))
+        .or_else(|| Some(text_of(body)).filter(|t| !t.is_empty()))
+}
+
+/// Text without tags, whitespace collapsed.
+fn text_of(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -175,8 +234,26 @@ mod tests {
         );
         assert_eq!(
             server_message("<html>\n <body>Bad   Gateway</body></html>"),
-            "<html> <body>Bad Gateway</body></html>"
+            "Bad Gateway (HTML page)"
         );
+        assert_eq!(
+            server_message("<h1>Server Error (503)</h1>"),
+            "Server Error (503) (HTML page)"
+        );
+        let nginx = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
+                     <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                     </body>\r\n</html>\r\n";
+        assert_eq!(server_message(nginx), "502 Bad Gateway (HTML page)");
+        let django = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <title>Page not found at /api/x/</title>\n\
+             </head>\n<body>{}</body></html>",
+            "<p>Using the URLconf ...</p>\n".repeat(200)
+        );
+        assert_eq!(
+            server_message(&django),
+            "Page not found at /api/x/ (HTML page)"
+        );
+        assert_eq!(server_message("<3 plain text"), "<3 plain text");
         assert_eq!(server_message(""), "(empty body)");
         assert_eq!(server_message(&"x".repeat(400)).len(), 303);
     }

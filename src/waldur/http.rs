@@ -7,13 +7,17 @@
 //! retried too: every Waldur usage POST replaces the stored value with the same value, so a
 //! repeat cannot double count.
 //!
-//! Once a request has used up its retries on an outage (5xx, 429, transport), the client stops
-//! sending: every later request fails at once with the same cause, so a run against a dead
-//! server ends in seconds instead of retrying thousands of POSTs one by one.
+//! A failure costs only what depends on it: a resource whose POST keeps answering 500 fails
+//! alone. The [`Breaker`] stops the run only when the server itself is gone: after
+//! [`BREAKER_TRANSPORT_LIMIT`] requests in a row failed at the connection level (refused,
+//! reset, timed out), or [`BREAKER_OUTAGE_LIMIT`] requests in a row used up their retries on
+//! 5xx or 429 with no success between. Then every later request fails at once, so a run
+//! against a dead server ends in seconds instead of retrying thousands of POSTs one by one.
+//! Best-effort calls ([`Client::optional`]: identity, version) never count towards it.
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -124,15 +128,82 @@ impl Reply {
     }
 }
 
-/// The Waldur HTTP client.
-pub struct Client {
+/// Requests in a row that failed at the connection level before the client stops sending.
+pub const BREAKER_TRANSPORT_LIMIT: u32 = 3;
+/// Requests in a row that used up their retries on 5xx or 429 (no success between) before the
+/// client stops sending: several different requests, so never one resource's fault alone.
+pub const BREAKER_OUTAGE_LIMIT: u32 = 8;
+
+/// Decides when the server, not one request, has failed.
+#[derive(Debug, Default)]
+struct Breaker {
+    /// Requests in a row that ended in a transport failure.
+    transport: u32,
+    /// Requests in a row that ended in a retryable failure of any kind.
+    outage: u32,
+    /// Set once tripped: the failure that tripped it.
+    tripped: Option<ApiError>,
+}
+
+impl Breaker {
+    /// An attempt got an HTTP answer: the server is reachable.
+    fn answered(&mut self, status: u16) {
+        self.transport = 0;
+        if status < 500 && status != 429 {
+            self.outage = 0;
+        }
+    }
+
+    /// A request used up its retries on `error`.
+    fn gave_up(&mut self, error: &ApiError) {
+        if matches!(error, ApiError::Transport { .. }) {
+            self.transport += 1;
+        }
+        self.outage += 1;
+        if self.tripped.is_none()
+            && (self.transport >= BREAKER_TRANSPORT_LIMIT || self.outage >= BREAKER_OUTAGE_LIMIT)
+        {
+            self.tripped = Some(error.clone());
+        }
+    }
+
+    /// Why nothing more is sent, if the breaker has tripped.
+    fn refusal(&self) -> Option<String> {
+        let cause = self.tripped.as_ref()?;
+        Some(if matches!(cause, ApiError::Transport { .. }) {
+            format!(
+                "not sent: Waldur is unavailable ({} requests in a row could not reach it; \
+                 last: {})",
+                self.transport.max(BREAKER_TRANSPORT_LIMIT),
+                cause.short()
+            )
+        } else {
+            format!(
+                "not sent: Waldur is unavailable ({} requests in a row failed; last: {})",
+                self.outage.max(BREAKER_OUTAGE_LIMIT),
+                cause.short()
+            )
+        })
+    }
+}
+
+/// What the clones of one [`Client`] share.
+struct Shared {
     agent: ureq::Agent,
     base: ApiBase,
     credential: Credential,
     options: ClientOptions,
     requests: AtomicU64,
     posts: AtomicU64,
-    broken: Mutex<Option<ApiError>>,
+    breaker: Mutex<Breaker>,
+}
+
+/// The Waldur HTTP client. Clones share the connections, counters and breaker.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    /// Best effort: few retries, never trips the breaker.
+    optional: bool,
 }
 
 impl Client {
@@ -164,29 +235,43 @@ impl Client {
             config = config.proxy(Some(p));
         }
         Ok(Client {
-            agent: config.build().new_agent(),
-            base,
-            credential,
-            options,
-            requests: AtomicU64::new(0),
-            posts: AtomicU64::new(0),
-            broken: Mutex::new(None),
+            shared: Arc::new(Shared {
+                agent: config.build().new_agent(),
+                base,
+                credential,
+                options,
+                requests: AtomicU64::new(0),
+                posts: AtomicU64::new(0),
+                breaker: Mutex::new(Breaker::default()),
+            }),
+            optional: false,
         })
+    }
+
+    /// The same client for best-effort calls whose failure must not hold up usage (the agent
+    /// identity, the server version): a GET is retried at most once, a POST or PUT never (a
+    /// repeated identity POST could create it twice), and their failures never count towards
+    /// the breaker.
+    pub fn optional(&self) -> Client {
+        Client {
+            shared: Arc::clone(&self.shared),
+            optional: true,
+        }
     }
 
     /// The base URL.
     pub fn base(&self) -> &ApiBase {
-        &self.base
+        &self.shared.base
     }
 
     /// Requests sent so far (every attempt counts).
     pub fn request_count(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.shared.requests.load(Ordering::Relaxed)
     }
 
     /// POST and PUT requests sent so far (every attempt counts).
     pub fn post_count(&self) -> u64 {
-        self.posts.load(Ordering::Relaxed)
+        self.shared.posts.load(Ordering::Relaxed)
     }
 
     /// GET an endpoint (relative to `/api/`).
@@ -302,27 +387,29 @@ impl Client {
         accept: impl Fn(&Reply) -> Result<T, String>,
     ) -> Result<(Reply, T), ApiError> {
         let shown = self.display_path(path);
-        if let Some(cause) = self
-            .broken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        {
+        if let Some(detail) = self.breaker().refusal() {
             return Err(ApiError::Transport {
                 method: method.into(),
                 path: shown,
-                detail: format!("not sent: Waldur is unavailable ({})", cause.short()),
+                detail,
                 attempts: 0,
             });
         }
-        let mut url = self.base.endpoint(path);
+        let mut url = self.shared.base.endpoint(path);
         let encoded = query.encode();
         if !encoded.is_empty() {
             url.push('?');
             url.push_str(&encoded);
         }
         let started = Instant::now();
-        let policy = self.options.retry;
+        let mut policy = self.shared.options.retry;
+        if self.optional {
+            policy.retries = if method == "GET" {
+                policy.retries.min(1)
+            } else {
+                0
+            };
+        }
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
@@ -331,7 +418,12 @@ impl Client {
             let elapsed = t0.elapsed().as_millis();
             // What to do: Ok(done), Err((error, retryable, requested wait)).
             let failure: (ApiError, bool, Option<Duration>) = match outcome {
-                Err(Attempt::Credentials(e)) => return Err(e),
+                // A token endpoint that is down is an outage like any other; a refused
+                // client secret is final.
+                Err(Attempt::Credentials(e)) if e.exit_code() != crate::cli::exit::TEMPFAIL => {
+                    return Err(e);
+                }
+                Err(Attempt::Credentials(e)) => (e, true, None),
                 Err(Attempt::Transport(e)) => {
                     debug!("{method} {shown}: {} ({elapsed} ms)", describe(&e));
                     let retryable = transport_retryable(&e);
@@ -349,6 +441,9 @@ impl Client {
                 Ok(reply) => {
                     debug!("{method} {shown} -> {} ({elapsed} ms)", reply.status);
                     let status = reply.status;
+                    if !self.optional {
+                        self.breaker().answered(status);
+                    }
                     if (200..300).contains(&status) {
                         match accept(&reply) {
                             Ok(value) => return Ok((reply, value)),
@@ -397,9 +492,8 @@ impl Client {
             let wait = asked.unwrap_or_else(|| policy.backoff(attempt, random()));
             let out_of_budget = started.elapsed() + wait > policy.budget;
             if attempt > policy.retries || out_of_budget {
-                if error.exit_code() == crate::cli::exit::TEMPFAIL {
-                    let mut broken = self.broken.lock().unwrap_or_else(|p| p.into_inner());
-                    broken.get_or_insert_with(|| error.clone());
+                if !self.optional {
+                    self.breaker().gave_up(&error);
                 }
                 return Err(error);
             }
@@ -414,30 +508,39 @@ impl Client {
         }
     }
 
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.shared
+            .breaker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     fn authorization(&self) -> Result<Secret, ApiError> {
-        match &self.credential {
+        let shared = &self.shared;
+        match &shared.credential {
             Credential::Token(token) => Ok(token_header(token)),
             Credential::Oidc(client) => {
-                client.header(&self.agent, self.options.allow_insecure_http)
+                client.header(&shared.agent, shared.options.allow_insecure_http)
             }
         }
     }
 
     fn once(&self, method: &str, url: &str, body: Option<&[u8]>) -> Result<Reply, Attempt> {
         let auth = self.authorization().map_err(Attempt::Credentials)?;
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        let shared = &*self.shared;
+        shared.requests.fetch_add(1, Ordering::Relaxed);
         let result = match (method, body) {
-            ("GET", _) => self
+            ("GET", _) => shared
                 .agent
                 .get(url)
                 .header("Authorization", auth.expose())
                 .call(),
             ("POST", Some(b)) | ("PUT", Some(b)) => {
-                self.posts.fetch_add(1, Ordering::Relaxed);
+                shared.posts.fetch_add(1, Ordering::Relaxed);
                 let builder = if method == "POST" {
-                    self.agent.post(url)
+                    shared.agent.post(url)
                 } else {
-                    self.agent.put(url)
+                    shared.agent.put(url)
                 };
                 builder
                     .header("Authorization", auth.expose())
@@ -583,6 +686,60 @@ mod tests {
                 "{d:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_breaker_trips_on_the_server_never_on_one_request() {
+        let transport = ApiError::Transport {
+            method: "POST".into(),
+            path: "/api/x/".into(),
+            detail: "connection failed".into(),
+            attempts: 4,
+        };
+        let status = |s| ApiError::Status {
+            method: "POST".into(),
+            path: "/api/x/".into(),
+            status: s,
+            message: String::new(),
+            attempts: 4,
+        };
+        // One resource's 500, then a success: never trips, however often it repeats.
+        let mut b = Breaker::default();
+        for _ in 0..100 {
+            b.answered(500);
+            b.gave_up(&status(500));
+            b.answered(201);
+        }
+        assert!(b.refusal().is_none());
+        // Connection failures in a row: trips at the limit, not before.
+        for _ in 1..BREAKER_TRANSPORT_LIMIT {
+            b.gave_up(&transport);
+        }
+        assert!(b.refusal().is_none());
+        b.answered(400);
+        for _ in 1..BREAKER_TRANSPORT_LIMIT {
+            b.gave_up(&transport);
+        }
+        assert!(
+            b.refusal().is_none(),
+            "an answer in between resets the count"
+        );
+        b.gave_up(&transport);
+        assert!(
+            b.refusal()
+                .unwrap()
+                .contains("3 requests in a row could not reach it")
+        );
+        // 5xx on every request: trips after BREAKER_OUTAGE_LIMIT of them.
+        let mut b = Breaker::default();
+        for _ in 1..BREAKER_OUTAGE_LIMIT {
+            b.answered(503);
+            b.gave_up(&status(503));
+        }
+        assert!(b.refusal().is_none());
+        b.answered(503);
+        b.gave_up(&status(503));
+        assert!(b.refusal().unwrap().contains("8 requests in a row failed"));
     }
 
     #[test]

@@ -30,8 +30,11 @@ pub struct Registered {
     pub service_written: bool,
 }
 
-/// Make sure the identity (of this version) and its `report` service exist.
+/// Make sure the identity (of this version) and its `report` service exist. Every call is
+/// best effort ([`Client::optional`]): the POSTs are not retried and no failure here counts
+/// towards stopping the usage that follows.
 pub fn register(client: &Client, offering_uuid: &str, now: &str) -> Result<Registered, ApiError> {
+    let client = &client.optional();
     let name = identity_name(offering_uuid);
     let version = env!("CARGO_PKG_VERSION");
     let found: Vec<Value> = client.list(

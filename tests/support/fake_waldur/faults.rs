@@ -16,6 +16,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// How many matching requests it affects; it is consumed as it fires.
     pub times: u32,
+    /// Only requests whose body contains this text (e.g. one resource's UUID).
+    pub body_contains: Option<String>,
 }
 
 impl Fault {
@@ -26,7 +28,14 @@ impl Fault {
             path_contains: path_contains.to_string(),
             kind,
             times: 1,
+            body_contains: None,
         }
+    }
+
+    /// The same fault, only for requests whose body contains `text`.
+    pub fn with_body(mut self, text: &str) -> Fault {
+        self.body_contains = Some(text.to_string());
+        self
     }
 
     /// The same fault firing `times` times.
@@ -35,8 +44,12 @@ impl Fault {
         self
     }
 
-    fn matches(&self, method: &str, target: &str) -> bool {
+    fn matches(&self, method: &str, target: &str, body: &[u8]) -> bool {
         self.times > 0
+            && self.body_contains.as_deref().is_none_or(|text| {
+                body.windows(text.len().max(1))
+                    .any(|w| w == text.as_bytes())
+            })
             && self
                 .method
                 .as_deref()
@@ -76,8 +89,8 @@ pub enum Decision {
 }
 
 /// Consumes the first fault that matches and says what to do.
-pub fn decide(faults: &mut Vec<Fault>, method: &str, target: &str) -> Decision {
-    let Some(i) = faults.iter().position(|f| f.matches(method, target)) else {
+pub fn decide(faults: &mut Vec<Fault>, method: &str, target: &str, body: &[u8]) -> Decision {
+    let Some(i) = faults.iter().position(|f| f.matches(method, target, body)) else {
         return Decision::Proceed;
     };
     faults[i].times -= 1;

@@ -100,6 +100,15 @@ pub struct Server {
     stopping: Arc<AtomicBool>,
     connections: Arc<Mutex<HashMap<u64, TcpStream>>>,
     acceptor: Option<JoinHandle<()>>,
+    refusal: Arc<Refusal>,
+}
+
+/// "Refuse connections after N answers": once `answered` reaches `after`, the listening
+/// socket is closed (new connections are refused by the kernel) and open ones are cut.
+struct Refusal {
+    after: AtomicU64,
+    answered: AtomicU64,
+    closed: AtomicBool,
 }
 
 impl Server {
@@ -109,19 +118,37 @@ impl Server {
         let addr = listener.local_addr()?;
         let stopping = Arc::new(AtomicBool::new(false));
         let connections: Arc<Mutex<HashMap<u64, TcpStream>>> = Arc::default();
+        let refusal = Arc::new(Refusal {
+            after: AtomicU64::new(u64::MAX),
+            answered: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
         let acceptor = {
             let stopping = stopping.clone();
             let connections = connections.clone();
+            let refusal = refusal.clone();
             std::thread::Builder::new()
                 .name("fake-waldur-accept".into())
-                .spawn(move || accept_loop(listener, stopping, connections, handler))?
+                .spawn(move || {
+                    accept_loop(listener, addr, stopping, connections, refusal, handler)
+                })?
         };
         Ok(Server {
             addr,
             stopping,
             connections,
             acceptor: Some(acceptor),
+            refusal,
         })
+    }
+
+    /// After `n` more answered requests, stop listening: every later connection is refused,
+    /// as by a server that went down. Connections already open are closed too.
+    pub fn refuse_connections_after(&self, n: u64) {
+        let answered = self.refusal.answered.load(Ordering::SeqCst);
+        self.refusal
+            .after
+            .store(answered.saturating_add(n), Ordering::SeqCst);
     }
 
     /// The bound address.
@@ -158,13 +185,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn accept_loop(
     listener: TcpListener,
+    addr: SocketAddr,
     stopping: Arc<AtomicBool>,
     connections: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    refusal: Arc<Refusal>,
     handler: Arc<Handler>,
 ) {
     let ids = AtomicU64::new(0);
     for stream in listener.incoming() {
-        if stopping.load(Ordering::SeqCst) {
+        if stopping.load(Ordering::SeqCst) || refusal.closed.load(Ordering::SeqCst) {
             break;
         }
         let Ok(stream) = stream else { continue };
@@ -175,11 +204,20 @@ fn accept_loop(
         let handler = handler.clone();
         let connections = connections.clone();
         let stopping = stopping.clone();
+        let refusal = refusal.clone();
         let spawned = std::thread::Builder::new()
             .name("fake-waldur-conn".into())
             .spawn(move || {
-                let _ = serve_connection(stream, handler.as_ref(), &stopping);
+                let _ = serve_connection(stream, handler.as_ref(), &stopping, &refusal);
                 lock(&connections).remove(&id);
+                if refusal.closed.load(Ordering::SeqCst) {
+                    // Cut every other open connection and wake accept() so that it drops
+                    // the listener.
+                    for (_, open) in lock(&connections).drain() {
+                        let _ = open.shutdown(Shutdown::Both);
+                    }
+                    let _ = TcpStream::connect(addr);
+                }
             });
         if spawned.is_err() {
             // Out of threads: the stream was moved into the closure and is dropped (closed).
@@ -188,7 +226,12 @@ fn accept_loop(
     }
 }
 
-fn serve_connection(stream: TcpStream, handler: &Handler, stopping: &AtomicBool) -> io::Result<()> {
+fn serve_connection(
+    stream: TcpStream,
+    handler: &Handler,
+    stopping: &AtomicBool,
+    refusal: &Refusal,
+) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
@@ -196,7 +239,8 @@ fn serve_connection(stream: TcpStream, handler: &Handler, stopping: &AtomicBool)
         let Some(request) = read_request(&mut reader, &mut writer)? else {
             return Ok(());
         };
-        if stopping.load(Ordering::SeqCst) {
+        if stopping.load(Ordering::SeqCst) || refusal.closed.load(Ordering::SeqCst) {
+            let _ = writer.shutdown(Shutdown::Both);
             return Ok(());
         }
         let close = wants_close(&request);
@@ -208,6 +252,13 @@ fn serve_connection(stream: TcpStream, handler: &Handler, stopping: &AtomicBool)
             }
             Outcome::Respond(response) => {
                 write_response(&mut writer, &response, &date, close)?;
+                let answered = refusal.answered.fetch_add(1, Ordering::SeqCst) + 1;
+                if answered >= refusal.after.load(Ordering::SeqCst) {
+                    refusal.closed.store(true, Ordering::SeqCst);
+                    // Write only: the answer already sent must still arrive.
+                    let _ = writer.shutdown(Shutdown::Write);
+                    return Ok(());
+                }
                 if close {
                     let _ = writer.shutdown(Shutdown::Write);
                     return Ok(());

@@ -120,6 +120,11 @@ impl FakeWaldur {
         Ok(FakeWaldur { shared, server })
     }
 
+    /// After `n` more answered requests the server goes away: connections are refused.
+    pub fn refuse_connections_after(&self, n: u64) {
+        self.server.refuse_connections_after(n);
+    }
+
     /// `http://127.0.0.1:PORT/api/`, what goes into `waldur_api_url`.
     pub fn base_url(&self) -> String {
         format!("{}/api/", self.origin())
@@ -252,7 +257,12 @@ fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
     if !latency.is_zero() {
         std::thread::sleep(latency);
     }
-    let decision = faults::decide(&mut lock(&shared.faults), &req.method, &req.target);
+    let decision = faults::decide(
+        &mut lock(&shared.faults),
+        &req.method,
+        &req.target,
+        &req.body,
+    );
     let (outcome, status) = match decision {
         Decision::Replace { outcome, status } => (outcome, status),
         Decision::DelayThenProceed(d) => {

@@ -102,7 +102,12 @@ pub fn bad_request(body: Value) -> Response {
     Response::json(400, &body)
 }
 
-fn route(path: &str, legacy_no_bulk: bool) -> Option<Route> {
+/// Django's page for an unknown URL when `DEBUG` is off (what 7.0.7 sends).
+pub const HTML_NOT_FOUND: &str = "<!doctype html>\n<html lang=\"en\">\n<head>\n  \
+    <title>Not Found</title>\n</head>\n<body>\n  <h1>Not Found</h1><p>The requested resource \
+    was not found on this server.</p>\n</body>\n</html>\n";
+
+fn route(path: &str, legacy_no_bulk: bool, no_identities: bool) -> Option<Route> {
     let rest = path.strip_prefix("/api/")?.strip_suffix('/')?;
     let segs: Vec<&str> = rest.split('/').collect();
     let id = |s: &str| s.to_string();
@@ -128,6 +133,7 @@ fn route(path: &str, legacy_no_bulk: bool) -> Option<Route> {
         ["marketplace-component-user-usages", u] => Route::UserUsage(id(u)),
         ["marketplace-offering-users"] => Route::OfferingUsers,
         ["marketplace-offering-users", u] => Route::OfferingUser(id(u)),
+        ["marketplace-site-agent-identities", ..] if no_identities => return None,
         ["marketplace-site-agent-identities"] => Route::Identities,
         ["marketplace-site-agent-identities", u] => Route::Identity(id(u)),
         ["marketplace-site-agent-identities", u, "register_service"] => {
@@ -204,13 +210,25 @@ fn authenticate(state: &State, req: &Request) -> Result<(usize, TokenSetup), Res
 
 /// Handles one request against the state.
 pub fn handle(state: &mut State, req: &Request, fallback_origin: &str) -> Response {
-    let Some(route) = route(&req.path, state.legacy_no_bulk_user_usages) else {
+    let Some(route) = route(
+        &req.path,
+        state.legacy_no_bulk_user_usages,
+        state.no_agent_identities,
+    ) else {
         if req.path.starts_with("/api/") && !req.path.ends_with('/') {
             let mut location = format!("{}/", req.path);
             if let Some((_, q)) = req.target.split_once('?') {
                 location = format!("{location}?{q}");
             }
             return Response::empty(301).with_header("Location", location);
+        }
+        if state.html_not_found {
+            return Response {
+                status: 404,
+                headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+                body: HTML_NOT_FOUND.as_bytes().to_vec(),
+                head_only: false,
+            };
         }
         return detail(404, "Not found.");
     };

@@ -203,6 +203,11 @@ pub struct Setup {
     /// differently on each listing request, alternating ascending and descending UUID, as a
     /// database may: pages of one listing then overlap and miss rows.
     pub unstable_usage_order: bool,
+    /// Answer unknown paths with Django's HTML "Not Found" page instead of DRF's JSON, as a
+    /// Waldur 7.0.7 does (notes/waldur-7.0.md, "Endpoints and filters").
+    pub html_not_found: bool,
+    /// The site-agent identity endpoints do not exist: their paths are unknown (404).
+    pub no_agent_identities: bool,
 }
 
 impl Default for Setup {
@@ -228,6 +233,8 @@ impl Default for Setup {
             ignores_date: false,
             roles_without_permissions: false,
             unstable_usage_order: false,
+            html_not_found: false,
+            no_agent_identities: false,
         }
     }
 }
@@ -270,6 +277,13 @@ impl Setup {
     pub fn waldur_7_0(mut self) -> Setup {
         self.version = "7.0.7".into();
         self.ignores_date = true;
+        self.html_not_found = true;
+        self
+    }
+
+    /// This setup without the site-agent identity endpoints (their paths answer 404).
+    pub fn without_agent_identities(mut self) -> Setup {
+        self.no_agent_identities = true;
         self
     }
 

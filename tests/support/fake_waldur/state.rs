@@ -110,6 +110,10 @@ pub struct State {
     pub roles_without_permissions: bool,
     /// Ties of the usage listing break differently on each listing request.
     pub unstable_usage_order: bool,
+    /// Unknown paths get Django's HTML 404 page.
+    pub html_not_found: bool,
+    /// The identity endpoints are unknown paths.
+    pub no_agent_identities: bool,
     /// Component-usage listing requests so far (for [`State::unstable_usage_order`]).
     pub usage_listings: u64,
     counter: u64,
@@ -166,6 +170,8 @@ impl State {
             tamper_writes: 0,
             roles_without_permissions: setup.roles_without_permissions,
             unstable_usage_order: setup.unstable_usage_order,
+            html_not_found: setup.html_not_found,
+            no_agent_identities: setup.no_agent_identities,
             usage_listings: 0,
             counter: 0,
         };
