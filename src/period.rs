@@ -50,6 +50,13 @@ pub enum PeriodError {
     },
     /// A period record's instants could not be read, or time arithmetic overflowed.
     Time(String),
+    /// A month or an instant lies outside [`YEARS`].
+    OutOfRange {
+        /// What it is (`--now`, `the clock`, a month as written).
+        what: String,
+        /// Its year.
+        year: i16,
+    },
 }
 
 impl fmt::Display for PeriodError {
@@ -75,6 +82,11 @@ impl fmt::Display for PeriodError {
                  split it into several runs of at most 10 years each"
             ),
             PeriodError::Time(s) => write!(f, "{s}"),
+            PeriodError::OutOfRange { what, year } => write!(
+                f,
+                "{what} lies in the year {year}: the tools bill months from 1970 to 9998 only \
+                 (check the value, or the system clock)"
+            ),
         }
     }
 }
@@ -127,6 +139,12 @@ impl Period {
         }
         let year: i16 = y.parse().map_err(|_| bad())?;
         let month: i8 = m.parse().map_err(|_| bad())?;
+        if (1..=12).contains(&month) && !YEARS.contains(&year) {
+            return Err(PeriodError::OutOfRange {
+                what: format!("{text:?}"),
+                year,
+            });
+        }
         Period::new(year, month).ok_or_else(bad)
     }
 
@@ -384,9 +402,7 @@ pub fn month_period(
     month: i8,
     now: Timestamp,
 ) -> Result<MonthRecord, PeriodError> {
-    Period::new(year, month)
-        .ok_or_else(|| PeriodError::BadMonth(format!("{year:04}-{month:02}")))?
-        .record(tz_name, now)
+    Period::parse(&format!("{year:04}-{month:02}"))?.record(tz_name, now)
 }
 
 fn number(mut periods: Vec<MonthRecord>) -> Vec<MonthRecord> {
@@ -508,6 +524,47 @@ pub fn split_range(start: Date, end: Date) -> Vec<(Date, Date)> {
     out
 }
 
+/// Parse an RFC 3339 instant with an offset (`--now`), in the years [`YEARS`].
+///
+/// ```
+/// use waldur_usage::period::parse_instant;
+/// assert!(parse_instant("--now", "2024-03-01T00:10:00+01:00").is_ok());
+/// let e = parse_instant("--now", "0000-01-01T00:00:00Z").unwrap_err().to_string();
+/// assert!(e.contains("lies in the year 0"), "{e}");
+/// ```
+pub fn parse_instant(what: &str, text: &str) -> Result<Timestamp, PeriodError> {
+    let at = text.trim().parse::<Timestamp>().map_err(|_| {
+        PeriodError::Time(format!(
+            "{what} {text:?} is not an RFC 3339 instant with an offset, e.g. \
+             2024-03-01T00:10:00+01:00 or 2024-03-01T00:10:00Z"
+        ))
+    })?;
+    check_instant(&format!("{what} {text:?}"), at)
+}
+
+/// `at`, if it lies in the years [`YEARS`] (in UTC, with a day to spare at either end so that
+/// every zone's month around it exists).
+pub fn check_instant(what: &str, at: Timestamp) -> Result<Timestamp, PeriodError> {
+    let date = at.to_zoned(TimeZone::UTC).date();
+    let year = date.year();
+    let inside = YEARS.contains(&year)
+        && !(year == *YEARS.start() && date.month() == 1 && date.day() == 1)
+        && !(year == *YEARS.end() && date.month() == 12 && date.day() == 31);
+    if inside {
+        Ok(at)
+    } else {
+        Err(PeriodError::OutOfRange {
+            what: what.to_string(),
+            year,
+        })
+    }
+}
+
+/// The system clock, if it lies in the years [`YEARS`].
+pub fn now() -> Result<Timestamp, PeriodError> {
+    check_instant("the system clock", Timestamp::now())
+}
+
 /// The sacct query window of a period: [start, min(end, now)), in the period's time zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
@@ -537,6 +594,22 @@ pub fn window(period: &MonthRecord, now: Timestamp) -> Result<Window, PeriodErro
     };
     let start = parse("start", &period.start)?;
     let end = parse("end", &period.end)?;
+    // A period record is the month it names, in its zone, and nothing else: a record named
+    // 2024-03 that runs from January to April would bill three months as March.
+    let month = Period::parse(&period.period)
+        .map_err(|e| PeriodError::Time(format!("period record: {e}")))?;
+    let (month_start, month_end) = month.bounds(&tz);
+    if (start, end) != (month_start, month_end) {
+        return Err(PeriodError::Time(format!(
+            "period {}: start {} and end {} are not that month in {} (it runs from {} to {})",
+            period.period,
+            period.start,
+            period.end,
+            period.timezone,
+            rfc3339(&month_start.to_zoned(tz.clone())),
+            rfc3339(&month_end.to_zoned(tz.clone())),
+        )));
+    }
     let end = end.min(now).max(start);
     Ok(Window {
         start: start.to_zoned(tz.clone()),
@@ -550,6 +623,31 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_period_record_must_be_the_month_it_names() {
+        let now = ts("2025-01-01T00:00:00Z");
+        let march = month_period("Europe/Berlin", 2024, 3, now).unwrap();
+        assert_eq!(window(&march, now).unwrap().seconds(), 31 * 86400 - 3600);
+        let mut wide = march.clone();
+        wide.start = "2024-01-01T00:00:00+01:00".into();
+        assert_eq!(
+            window(&wide, now).unwrap_err().to_string(),
+            "period 2024-03: start 2024-01-01T00:00:00+01:00 and end 2024-04-01T00:00:00+02:00 \
+             are not that month in Europe/Berlin (it runs from 2024-03-01T00:00:00+01:00 to \
+             2024-04-01T00:00:00+02:00)"
+        );
+        // The same instants written in UTC are the same month.
+        let mut utc = march.clone();
+        utc.start = "2024-02-29T23:00:00Z".into();
+        assert!(window(&utc, now).is_ok());
+        for name in ["2024-13", "March", "2024-3", "0000-01", "9999-12"] {
+            let mut bad = march.clone();
+            bad.period = name.into();
+            let e = window(&bad, now).unwrap_err().to_string();
+            assert!(e.starts_with("period record: "), "{name}: {e}");
+        }
     }
 
     #[test]

@@ -503,3 +503,65 @@ mod tempfile_like {
         Path(path)
     }
 }
+
+#[test]
+fn instants_and_months_outside_1970_to_9998_are_refused_saying_so() {
+    let range = "lies in the year {}: the tools bill months from 1970 to 9998 only (check the \
+                 value, or the system clock)";
+    for (now, year) in [
+        ("0000-01-01T00:00:00Z", "0"),
+        ("1969-12-31T12:00:00Z", "1969"),
+        ("9999-06-01T00:00:00Z", "9999"),
+    ] {
+        let (code, out, err) = run(&["--now", now, "--current"]);
+        assert_eq!(code, 64, "{err}");
+        assert!(out.is_empty());
+        assert_eq!(
+            err.trim(),
+            format!(
+                "month-split: error: --now {now:?} {}",
+                range.replace("{}", year)
+            )
+        );
+    }
+    // A range that reaches before 1970 names the first month outside.
+    let (code, _, err) = run(&[
+        "--now",
+        "1970-01-15T00:00:00Z",
+        "--current",
+        "--previous",
+        "1",
+    ]);
+    assert_eq!(code, 64);
+    assert!(
+        err.contains(&format!("\"1969-12\" {}", range.replace("{}", "1969"))),
+        "{err}"
+    );
+    // slurm-usage reads --now the same way.
+    let out = cargo_bin_cmd!("slurm-usage")
+        .args([
+            "--now",
+            "0000-01-01T00:00:00Z",
+            "--period",
+            "2024-03",
+            "--input",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains("--now \"0000-01-01T00:00:00Z\" lies in the year 0"),
+        "{err}"
+    );
+    let out = cargo_bin_cmd!("slurm-usage")
+        .args(["--period", "9999-01", "--input", "/dev/null"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("\"9999-01\" {}", range.replace("{}", "9999")))
+    );
+}

@@ -605,3 +605,36 @@ fn check_fails_with_what_to_fix() {
         "{text}"
     );
 }
+
+#[test]
+fn a_period_record_that_is_not_its_month_runs_no_sacct() {
+    // Named March, but January to April: sacct would bill three months as March.
+    let site = Site::new("");
+    site.sacct(OUTPUT);
+    let wide = r#"{"kind":"period","period":"2024-03","start":"2024-01-01T00:00:00+01:00","end":"2024-04-01T00:00:00+02:00","timezone":"Europe/Berlin","index":1,"count":1,"closed":true}"#;
+    let month_13 = r#"{"kind":"period","period":"2024-13","start":"2024-12-01T00:00:00+01:00","end":"2025-01-01T00:00:00+01:00","timezone":"Europe/Berlin","index":1,"count":1,"closed":true}"#;
+    for (record, message) in [
+        (
+            wide,
+            "period 2024-03: start 2024-01-01T00:00:00+01:00 and end 2024-04-01T00:00:00+02:00 \
+             are not that month in Europe/Berlin (it runs from 2024-03-01T00:00:00+01:00 to \
+             2024-04-01T00:00:00+02:00)",
+        ),
+        (
+            month_13,
+            "period record: \"2024-13\" is not a month; write it as YYYY-MM, e.g. 2024-03",
+        ),
+    ] {
+        let out = site
+            .cmd()
+            .args(["--now", "2024-11-20T00:00:00Z"])
+            .write_stdin(format!("{record}\n"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(65), "{err}");
+        assert!(err.contains(message), "{err}");
+        assert_eq!(site.calls(), 0);
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("\"tres\""));
+    }
+}

@@ -5,7 +5,6 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use jiff::Timestamp;
 use waldur_usage::cli::{self, ExitWith, Failure, exit};
 use waldur_usage::config::Config;
 use waldur_usage::period::{self, MAX_MONTHS, PeriodError};
@@ -122,13 +121,8 @@ fn run(args: Args) -> Result<(), Failure> {
     };
     period::zone(&tz).map_err(|e| usage_error(e, None))?;
     let now = match &args.now {
-        Some(text) => text.trim().parse::<Timestamp>().map_err(|_| {
-            Failure::usage(format!(
-                "--now {text:?} is not an RFC 3339 instant with an offset, e.g. \
-                 2024-03-01T00:10:00+01:00 or 2024-03-01T00:10:00Z"
-            ))
-        })?,
-        None => Timestamp::now(),
+        Some(text) => period::parse_instant("--now", text).map_err(|e| usage_error(e, None))?,
+        None => period::now().exit_with(exit::UNAVAILABLE)?,
     };
 
     let range_given = args.start.is_some() || args.end.is_some();

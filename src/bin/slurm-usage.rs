@@ -237,10 +237,8 @@ fn run(args: Args) -> Result<(), Failure> {
     }
 
     let now = match &args.now {
-        Some(t) => t
-            .parse::<jiff::Timestamp>()
-            .map_err(|e| Failure::usage(format!("--now: {t:?} is not an RFC 3339 time: {e}")))?,
-        None => jiff::Timestamp::now(),
+        Some(t) => period::parse_instant("--now", t).map_err(|e| Failure::usage(e.to_string()))?,
+        None => period::now().exit_with(exit::UNAVAILABLE)?,
     };
     let layout = match &args.fields {
         Some(f) => Layout::from_format(f, compat),

@@ -212,13 +212,15 @@ fn run(args: Args) -> Result<(), Failure> {
     };
     let zones = BillingZones::new(&config.timezone, &server_zone).exit_with(exit::CONFIG)?;
     let fixed_now = match &args.now {
-        Some(text) => Some(
-            text.parse::<jiff::Timestamp>()
-                .map_err(|e| Failure::usage(format!("--now {text:?}: {e}")))?,
-        ),
+        Some(text) => {
+            Some(period::parse_instant("--now", text).map_err(|e| Failure::usage(e.to_string()))?)
+        }
         None => None,
     };
-    let now = fixed_now.unwrap_or_else(jiff::Timestamp::now);
+    let now = match fixed_now {
+        Some(now) => now,
+        None => period::now().exit_with(exit::UNAVAILABLE)?,
+    };
     let stdin = std::io::stdin();
     if args.offline {
         let configured = offering.components.keys().cloned().collect();
