@@ -801,13 +801,21 @@ mod tests {
             "2023-12"
         );
         for bad in [
-            "2024-3", "2024-13", "24-03", "2024/03", "abcd-ef", "2024-00", "+024-03", "1969-12",
-            "9999-01", "March",
+            "2024-3", "2024-13", "24-03", "2024/03", "abcd-ef", "2024-00", "+024-03", "March",
         ] {
             assert_eq!(
                 Period::parse(bad),
                 Err(PeriodError::BadMonth(bad.into())),
                 "{bad}"
+            );
+        }
+        for (far, year) in [("1969-12", 1969), ("9999-01", 9999), ("0000-06", 0)] {
+            assert_eq!(
+                Period::parse(far),
+                Err(PeriodError::OutOfRange {
+                    what: format!("{far:?}"),
+                    year
+                })
             );
         }
     }
