@@ -61,6 +61,7 @@ pub struct TresRecord {
     /// Number of job allocations counted.
     pub jobs: u64,
     /// TRES name -> TRES x seconds. Memory is in MiB x seconds. Exact integers.
+    #[serde(deserialize_with = "distinct_keys")]
     pub tres_seconds: BTreeMap<String, u128>,
 }
 
@@ -77,6 +78,7 @@ pub struct UsageRecord {
     /// Number of job allocations counted.
     pub jobs: u64,
     /// Waldur component type -> amount, a decimal string with exactly 2 places.
+    #[serde(deserialize_with = "distinct_keys")]
     pub components: BTreeMap<String, String>,
 }
 
@@ -112,6 +114,7 @@ pub struct JobRecord {
     /// Elapsed seconds inside the period window.
     pub elapsed_seconds: u64,
     /// TRES name -> TRES x seconds for this job.
+    #[serde(deserialize_with = "distinct_keys")]
     pub tres_seconds: BTreeMap<String, u128>,
 }
 
@@ -160,6 +163,39 @@ where
     T: Deserialize<'de>,
 {
     Option::<T>::deserialize(deserializer)
+}
+
+/// Reads a JSON object into a map, refusing a key that comes twice: JSON parsers disagree on
+/// which of two values wins, so `{"cpu": 1, "cpu": 2}` has no meaning to bill.
+fn distinct_keys<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Distinct<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Distinct<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(serde::de::Error::custom(format!(
+                        "the key {key:?} comes twice"
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(Distinct(std::marker::PhantomData))
 }
 
 /// One line of the pipeline.
@@ -512,6 +548,22 @@ mod tests {
             lines: 1,
             skipped_lines: 0,
         })
+    }
+
+    #[test]
+    fn a_key_that_comes_twice_is_refused_anywhere_in_a_record() {
+        let twice = r#"{"kind":"tres","period":"2024-03","account":"a","user":null,"jobs":1,"tres_seconds":{"cpu":3600000,"cpu":7200000}}"#;
+        let e = Record::from_json(twice).unwrap_err();
+        assert!(e.contains("the key \"cpu\" comes twice"), "{e}");
+        let usage = r#"{"kind":"usage","period":"2024-03","account":"a","user":null,"jobs":1,"components":{"cpu":"1.00","cpu":"2.00"}}"#;
+        assert!(
+            Record::from_json(usage)
+                .unwrap_err()
+                .contains("comes twice")
+        );
+        let field = r#"{"kind":"tres","period":"2024-03","account":"a","account":"b","user":null,"jobs":1,"tres_seconds":{}}"#;
+        let e = Record::from_json(field).unwrap_err();
+        assert!(e.contains("duplicate field `account`"), "{e}");
     }
 
     #[test]

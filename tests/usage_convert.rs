@@ -327,6 +327,12 @@ fn input_that_is_not_tres_exits_65_naming_the_line() {
             tres("a", Some("u"), 1, &[("cpu", 1)]).replace("\"cpu\":1", "\"cpu\":-1"),
             "input line 1: bad `tres` record: number out of range at line 1 column 91",
         ),
+        (
+            // A key twice: which value would win is up to the parser, so neither is billed.
+            tres("a", None, 1, &[("cpu", 3_600_000)])
+                .replace("\"cpu\":3600000", "\"cpu\":3600000,\"cpu\":7200000"),
+            "input line 1: bad `tres` record: the key \"cpu\" comes twice at line 1 column 104",
+        ),
     ];
     for (input, message) in cases {
         let (code, _, err) = convert_with(&cfg, &input);
