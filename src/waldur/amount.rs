@@ -75,6 +75,36 @@ impl Amount {
         Ok(Amount(if negative { -value } else { value }))
     }
 
+    /// Parse an amount as usage-convert writes it: `^[0-9]+(\.[0-9]{1,2})?$`. No sign,
+    /// exponent, spaces or extra places: a record that holds anything else was not written by
+    /// usage-convert, and its meaning is not to be guessed.
+    ///
+    /// ```
+    /// use waldur_usage::waldur::amount::Amount;
+    /// assert_eq!(Amount::parse_plain("1.50").unwrap().hundredths(), 150);
+    /// assert!(Amount::parse_plain("1e5").is_err());
+    /// assert!(Amount::parse_plain(" 1.00").is_err());
+    /// ```
+    pub fn parse_plain(text: &str) -> Result<Amount, String> {
+        let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        let has_point = text.contains('.');
+        if !int.is_empty() && digits(int) && digits(frac) {
+            if !has_point || (1..=2).contains(&frac.len()) {
+                return Amount::parse(text);
+            }
+            if frac.len() > 2 {
+                return Err(format!(
+                    "{text:?} is not a decimal number with at most 2 decimal places"
+                ));
+            }
+        }
+        Err(format!(
+            "{text:?} is not a plain amount: write digits with at most 2 decimal places, \
+             without sign, exponent or spaces (e.g. 1.50)"
+        ))
+    }
+
     /// Read a JSON string or number.
     pub fn from_json(value: &serde_json::Value) -> Result<Amount, String> {
         match value {
@@ -136,6 +166,24 @@ mod tests {
         }
         assert!(Amount::parse("1e60").is_err());
         assert!(Amount::from_json(&serde_json::json!(null)).is_err());
+    }
+
+    #[test]
+    fn records_hold_plain_amounts_only() {
+        for good in ["0", "1", "1.5", "1.50", "100000.00"] {
+            assert!(Amount::parse_plain(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "1e5", "1.2345e2", "1e20", " 1.00", "1.00 ", "+1.00", "-1.00", "1.", ".5", "", "0x10",
+            "1,00", "١",
+        ] {
+            let e = Amount::parse_plain(bad).unwrap_err();
+            assert!(e.contains("is not a plain amount"), "{bad}: {e}");
+        }
+        assert_eq!(
+            Amount::parse_plain("0.545").unwrap_err(),
+            "\"0.545\" is not a decimal number with at most 2 decimal places"
+        );
     }
 
     #[test]

@@ -70,6 +70,9 @@ struct Open {
 pub struct Collector {
     assembler: MonthAssembler,
     open: BTreeMap<String, Open>,
+    /// Periods already completed (or refused) in this stream, with the line of their
+    /// `period_end`.
+    done: HashMap<String, usize>,
 }
 
 impl Collector {
@@ -117,6 +120,15 @@ impl Collector {
         };
         let key = done.end.period.clone();
         let open = self.open.remove(&key).unwrap_or_default();
+        if let Some(first) = self.done.insert(key.clone(), line) {
+            return Ok(Some(Event::Refused {
+                period: key.clone(),
+                reason: format!(
+                    "period {key} comes twice in the input (its first copy ended at line \
+                     {first}, this one at line {line}); the second copy is not submitted"
+                ),
+            }));
+        }
         if let Some(reason) = open.error {
             return Ok(Some(Event::Refused {
                 period: key,
@@ -132,8 +144,8 @@ impl Collector {
                 }));
             }
         };
-        for usage in open.accounts.values() {
-            if usage.total.is_none() {
+        for (account_key, usage) in &open.accounts {
+            let Some(total) = &usage.total else {
                 return Ok(Some(Event::Refused {
                     period: key.clone(),
                     reason: format!(
@@ -142,6 +154,33 @@ impl Collector {
                         usage.account
                     ),
                 }));
+            };
+            // A user's amount and the total are rounded from the same integers, the user's
+            // being a part of the total's: a user above the total cannot come from
+            // usage-convert.
+            for (user, components) in &usage.users {
+                for (component, amount) in components {
+                    let limit = total.get(component).copied().unwrap_or(Amount::ZERO);
+                    if *amount > limit {
+                        let at = |u: Option<String>| {
+                            open.lines
+                                .get(&(account_key.clone(), u))
+                                .copied()
+                                .unwrap_or(0)
+                        };
+                        return Ok(Some(Event::Refused {
+                            period: key.clone(),
+                            reason: format!(
+                                "input line {}: user {user:?} of account {:?} has {component} \
+                                 {amount}, more than the account total {limit} (line {}); \
+                                 nothing of {key} is submitted",
+                                at(Some(user.clone())),
+                                usage.account,
+                                at(None)
+                            ),
+                        }));
+                    }
+                }
             }
         }
         Ok(Some(Event::Complete(MonthUsage {
@@ -187,13 +226,7 @@ impl Collector {
         }
         let mut components = BTreeMap::new();
         for (name, text) in &u.components {
-            match Amount::parse(text) {
-                Ok(a) if a.is_negative() => {
-                    return fail(
-                        self,
-                        format!("component {name:?}: negative amount {text:?}"),
-                    );
-                }
+            match Amount::parse_plain(text) {
                 Ok(a) => {
                     components.insert(name.clone(), a);
                 }

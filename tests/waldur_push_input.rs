@@ -1,0 +1,122 @@
+//! Records that usage-convert never writes are refused by waldur-push, naming the line, and
+//! nothing of their period reaches Waldur (issue 16): amounts in any spelling but plain
+//! decimals, a user above the account total, and a period that comes twice.
+
+mod support;
+mod waldur_push_util;
+
+use support::fake_waldur::Setup;
+use waldur_push_util::*;
+
+/// Bad or incomplete input.
+const DATAERR: i32 = 65;
+
+/// March for hpc_alloc1 with the total's cpu written as `cpu` and its one user at 1.00.
+fn march_with_total_cpu(cpu: &str) -> String {
+    period(
+        "2024-03",
+        &[
+            usage("2024-03", "hpc_alloc1", None, &[("cpu", cpu)]),
+            usage(
+                "2024-03",
+                "hpc_alloc1",
+                Some("hpcuser1"),
+                &[("cpu", "1.00")],
+            ),
+        ],
+    )
+}
+
+#[test]
+fn amounts_that_are_not_plain_decimals_refuse_their_period() {
+    // Each of these used to be sent: 1e5 as 100000.00, " 1.00" as 1.00.
+    for amount in ["1e5", "1.2345e2", "1e20", " 1.00", "+1.00", "-1.00", "1."] {
+        let env = Env::new(Setup::small());
+        let run = env.run(&["--no-register"], &march_with_total_cpu(amount));
+        assert_eq!(run.code, DATAERR, "{amount}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "input line 1: component \"cpu\": {amount:?} is not a plain amount: write \
+                 digits with at most 2 decimal places, without sign, exponent or spaces (e.g. \
+                 1.50); nothing of 2024-03 is submitted"
+            )),
+            "{amount}: {}",
+            run.stderr
+        );
+        assert!(env.fake.usages().is_empty(), "{amount}");
+        assert!(env.posts().is_empty(), "{amount}");
+    }
+    // The plain spelling of the same value goes through.
+    let env = Env::new(Setup::small());
+    let run = env.run(&["--no-register"], &march_with_total_cpu("1.00"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_user_above_the_account_total_refuses_the_period() {
+    // The user's 1.00 is converted from a part of the integers the total 0.99 came from: no
+    // usage-convert output holds this.
+    let env = Env::new(Setup::small());
+    let run = env.run(&["--no-register"], &march_with_total_cpu("0.99"));
+    assert_eq!(run.code, DATAERR, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "input line 2: user \"hpcuser1\" of account \"hpc_alloc1\" has cpu 1.00, more than \
+             the account total 0.99 (line 1); nothing of 2024-03 is submitted"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(env.posts().is_empty());
+    // A user with a component the total does not have is above it too.
+    let env = Env::new(Setup::small());
+    let input = period(
+        "2024-03",
+        &[
+            usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.00")]),
+            usage(
+                "2024-03",
+                "hpc_alloc1",
+                Some("hpcuser1"),
+                &[("cpu", "1.00"), ("mem", "2.00")],
+            ),
+        ],
+    );
+    let run = env.run(&["--no-register"], &input);
+    assert_eq!(run.code, DATAERR, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("has mem 2.00, more than the account total 0.00"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.posts().is_empty());
+}
+
+#[test]
+fn a_period_that_comes_twice_is_refused_the_second_time() {
+    // The first copy is complete and sent as it arrives; the second (1.00 then 0.00 for the
+    // same account) is refused, and the run says so with exit 65.
+    let env = Env::new(Setup::small());
+    let first = march_with_total_cpu("2.00");
+    let second = period(
+        "2024-03",
+        &[usage("2024-03", "hpc_alloc1", None, &[("cpu", "0.00")])],
+    );
+    let run = env.run(&["--no-register"], &(first + &second));
+    assert_eq!(run.code, DATAERR, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "period 2024-03 comes twice in the input (its first copy ended at line 3, this one \
+             at line 5); the second copy is not submitted"
+        ),
+        "{}",
+        run.stderr
+    );
+    let cpu: Vec<_> = env
+        .totals()
+        .into_iter()
+        .filter(|t| t.1 == "hpc_alloc1" && t.2 == "cpu")
+        .collect();
+    assert_eq!(cpu, vec![t4("2024-03-01", "hpc_alloc1", "cpu", "2.00")]);
+}
