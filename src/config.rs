@@ -273,23 +273,75 @@ pub struct Config {
 
 impl Config {
     /// Read and validate a config file.
+    ///
+    /// The file must be a regular file of at most [`MAX_CONFIG_BYTES`], that others cannot
+    /// write (whoever can write it can point `waldur_api_url` and the token elsewhere).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        use std::io::Read;
+        use std::os::unix::fs::PermissionsExt;
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let whole = |message: String| ConfigError {
             file: file.clone(),
             key: String::new(),
-            message: format!("cannot read the config file: {e}"),
+            message,
+        };
+        let cannot_read = |e: std::io::Error| whole(format!("cannot read the config file: {e}"));
+        let handle = std::fs::File::open(path).map_err(cannot_read)?;
+        let meta = handle.metadata().map_err(cannot_read)?;
+        if !meta.is_file() {
+            return Err(whole(
+                "is not a regular file; give the path of the YAML config file".into(),
+            ));
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o002 != 0 {
+            return Err(whole(format!(
+                "anyone can write this file (mode {:04o}), so anyone could send the usage and \
+                 the token elsewhere; run: chmod o-w {file}",
+                mode & 0o7777
+            )));
+        }
+        if mode & 0o020 != 0 {
+            crate::warn!(
+                "{file}: the file's group can write it (mode {:04o}); make sure that group is \
+                 trusted, or run: chmod g-w {file}",
+                mode & 0o7777
+            );
+        }
+        let mut bytes = Vec::new();
+        handle
+            .take(MAX_CONFIG_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(cannot_read)?;
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(whole(format!(
+                "is larger than {} KiB; a site-agent config is a few KiB",
+                MAX_CONFIG_BYTES / 1024
+            )));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            whole(format!(
+                "is not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         let mut config = Config::parse(&text, &file)?;
-        use std::os::unix::fs::PermissionsExt;
-        config.readable_by_others = std::fs::metadata(path)
-            .map(|m| m.permissions().mode() & 0o044 != 0)
-            .unwrap_or(false);
+        config.readable_by_others = mode & 0o044 != 0;
         Ok(config)
     }
 
     /// Parse and validate config text; `file` labels error messages.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        if let Some(line) = too_deep(text) {
+            return Err(ConfigError {
+                file: file.into(),
+                key: String::new(),
+                message: format!(
+                    "line {line}: brackets nested more than {MAX_FLOW_DEPTH} deep; a site-agent \
+                     config never needs that"
+                ),
+            });
+        }
         let root: Value = serde_norway::from_str(text).map_err(|e| ConfigError {
             file: file.into(),
             key: String::new(),
@@ -336,6 +388,19 @@ impl Config {
             .enumerate()
             .map(|(i, _)| parse_offering(i, &list, top_compat, &waldur_timezone))
             .collect::<Result<Vec<_>, _>>()?;
+        for (i, o) in offerings.iter().enumerate() {
+            if let Some(j) = offerings[..i].iter().position(|p| p.name == o.name) {
+                return Err(ConfigError {
+                    file: file.into(),
+                    key: format!("offerings[{i}].name"),
+                    message: format!(
+                        "{:?} is also the name of offerings[{j}]; --offering NAME could not tell \
+                         them apart, so give each offering its own name",
+                        o.name
+                    ),
+                });
+            }
+        }
         Ok(Config {
             file: file.into(),
             timezone,
@@ -384,6 +449,40 @@ impl Config {
             }
         }
     }
+}
+
+/// The largest config file read (1 MiB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Deepest nesting of YAML flow collections (`[`, `{`) accepted.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
+/// The line where flow brackets first nest deeper than [`MAX_FLOW_DEPTH`], outside quotes and
+/// comments. The YAML parser's time grows badly with such nesting; nothing real needs it.
+fn too_deep(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (n, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut previous = ' ';
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '#') if previous.is_whitespace() => break,
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some(n + 1);
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            previous = c;
+        }
+    }
+    None
 }
 
 /// Lower-case hex without dashes, for comparing UUIDs however they were written.
