@@ -667,6 +667,30 @@ pub fn is_measurable_tres(name: &str) -> bool {
             .any(|t| name.strip_prefix(t).is_some_and(|rest| !rest.is_empty()))
 }
 
+impl Offering {
+    /// The SLURM TRES that the offering's usage components read: each component's own name,
+    /// or the TRES of its `target_components`; only those SLURM can report
+    /// ([`is_measurable_tres`]). Sorted, each once.
+    pub fn tres_read(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .components
+            .iter()
+            .filter(|(_, c)| c.accounting_type.as_deref().is_none_or(|t| t == "usage"))
+            .flat_map(|(key, c)| {
+                if c.target_components.is_empty() {
+                    vec![key.clone()]
+                } else {
+                    c.target_components.keys().cloned().collect()
+                }
+            })
+            .filter(|t| is_measurable_tres(t))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
 /// A usage component must read at least one TRES that SLURM reports; otherwise it would bill
 /// 0.00 for every resource, silently. (A `limit` component is not measured, so not checked.)
 fn check_measures_something(

@@ -531,6 +531,7 @@ fn check_tools(site: &Site, clusters: &str) {
              --version) echo 'slurm-wlm 22.05.8';;\n\
              *'list cluster'*) printf '{clusters}';;\n\
              *'list account'*) printf 'hpc_alloc1\\nhpc_alloc2\\nroot\\n';;\n\
+             *'show tres'*) printf 'cpu|\\nmem|\\nenergy|\\nnode|\\nbilling|\\nfs|disk\\n';;\n\
              esac"
         ),
     );
@@ -560,12 +561,48 @@ fn check_reports_versions_cluster_and_accounts() {
         text.contains("[ ok ] accounts: 2 accounts start with \"hpc_\": hpc_alloc1, hpc_alloc2"),
         "{text}"
     );
+    assert!(
+        text.contains("[ ok ] tres: SLURM accounts every TRES the components read: cpu"),
+        "{text}"
+    );
     assert!(text.ends_with("all checks passed\n"));
 
     let out = site.cmd().args(["--check", "--json"]).output().unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], true);
-    assert_eq!(v["checks"].as_array().unwrap().len(), 5);
+    assert_eq!(v["checks"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn check_names_a_component_tres_that_slurm_does_not_account() {
+    // gres/gpu is configured, but this SLURM has no GPUs in AccountingStorageTRES: every GPU
+    // amount would be 0.00.
+    let site = Site::new("");
+    check_tools(&site, "ci\\n");
+    let config = site.dir.join("config.yaml");
+    let text = fs::read_to_string(&config).unwrap().replace(
+        "      cpu: {",
+        "      gres/gpu: { measured_unit: gpu-Hours, unit_factor: 60, accounting_type: usage }\n      cpu: {",
+    );
+    fs::write(&config, text).unwrap();
+    let out = site.cmd().arg("--check").output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(
+            "[FAIL] tres: SLURM does not account gres/gpu, which the components read: they \
+             would be 0.00 for every resource (SLURM accounts: cpu, mem, energy, node, billing, \
+             fs/disk)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "fix: add the TRES to AccountingStorageTRES in slurm.conf and restart slurmctld, or \
+             fix backend_components in the config"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

@@ -216,11 +216,13 @@ fn run(args: Args) -> Result<(), Failure> {
     let timeout = Duration::from_secs(args.timeout);
 
     if args.check {
+        let tres = offering.map(|o| o.tres_read()).unwrap_or_default();
         let report = run_checks(&CheckSettings {
             bin_path,
             cluster: cluster.as_deref(),
             filter: &filter,
             timeout: timeout.min(Duration::from_secs(60)),
+            tres: &tres,
         });
         if args.json {
             println!("{}", report.json());

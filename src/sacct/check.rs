@@ -22,6 +22,9 @@ pub struct CheckSettings<'a> {
     pub filter: &'a AccountFilter,
     /// Timeout for each command.
     pub timeout: Duration,
+    /// The TRES the configured components read (`cpu`, `mem`, `gres/gpu`, ...): each must be
+    /// one this SLURM accounts (`sacctmgr show tres`). Empty: not checked.
+    pub tres: &'a [String],
 }
 
 /// One finding.
@@ -481,10 +484,74 @@ pub fn run_checks(settings: &CheckSettings<'_>) -> CheckReport {
         };
         checks.push(check);
     }
+    if !settings.tres.is_empty() {
+        if let Some(out) = ask(
+            &mut checks,
+            "tres",
+            sacctmgr(&["show", "tres", "format=type,name"]),
+            t,
+        ) {
+            checks.push(tres_finding(settings.tres, &accounted_tres(&out)));
+        }
+    }
     blame_daemons(&mut checks, settings);
     CheckReport {
         ok: checks.iter().all(|c| c.ok),
         checks,
+    }
+}
+
+/// The TRES names in `sacctmgr --parsable2 --noheader show tres format=type,name` output
+/// (`cpu|`, `gres|gpu`): `cpu`, `gres/gpu`.
+pub fn accounted_tres(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| {
+            let (kind, name) = l.trim().split_once('|').unwrap_or((l.trim(), ""));
+            let (kind, name) = (kind.trim(), name.trim().trim_end_matches('|'));
+            match (kind.is_empty(), name.is_empty()) {
+                (true, _) => None,
+                (false, true) => Some(kind.to_string()),
+                (false, false) => Some(format!("{kind}/{name}")),
+            }
+        })
+        .collect()
+}
+
+/// Whether every TRES the components read is one SLURM accounts.
+fn tres_finding(wanted: &[String], accounted: &[String]) -> Check {
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|w| !accounted.iter().any(|a| a == *w))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        finding(
+            "tres",
+            true,
+            format!(
+                "SLURM accounts every TRES the components read: {}",
+                wanted.join(", ")
+            ),
+            None,
+            exit::OK,
+        )
+    } else {
+        finding(
+            "tres",
+            false,
+            format!(
+                "SLURM does not account {}, which the components read: they would be 0.00 for \
+                 every resource (SLURM accounts: {})",
+                missing.join(", "),
+                list(accounted, 30)
+            ),
+            Some(
+                "add the TRES to AccountingStorageTRES in slurm.conf and restart slurmctld, or \
+                 fix backend_components in the config"
+                    .into(),
+            ),
+            exit::CONFIG,
+        )
     }
 }
 
@@ -503,7 +570,32 @@ fn account_query(cluster: Option<&str>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Ping, account_query, read_scontrol_ping, read_slurmdbd_ping};
+    use super::{
+        Ping, account_query, accounted_tres, read_scontrol_ping, read_slurmdbd_ping, tres_finding,
+    };
+
+    #[test]
+    fn tres_are_read_from_sacctmgr_and_missing_ones_named() {
+        let out = "cpu|\nmem|\nenergy|\nnode|\nbilling|\nfs|disk\nvmem|\npages|\ngres|gpu\n";
+        let accounted = accounted_tres(out);
+        assert_eq!(
+            accounted,
+            [
+                "cpu", "mem", "energy", "node", "billing", "fs/disk", "vmem", "pages", "gres/gpu"
+            ]
+        );
+        let ok = tres_finding(&["cpu".into(), "gres/gpu".into()], &accounted);
+        assert!(ok.ok);
+        let bad = tres_finding(&["cpu".into(), "gres/gpu:a100".into()], &accounted);
+        assert!(!bad.ok);
+        assert_eq!(bad.code, 78);
+        assert!(
+            bad.detail
+                .starts_with("SLURM does not account gres/gpu:a100, which the components read"),
+            "{}",
+            bad.detail
+        );
+    }
 
     #[test]
     fn pings_are_read_from_what_slurm_22_05_prints() {
