@@ -104,6 +104,16 @@ struct Args {
     #[argh(switch)]
     check: bool,
 
+    /// read-only: compare what Waldur holds for each period of the input with the usage
+    /// records, per resource, component and user, and print a table (statuses ok, missing,
+    /// differs, extra, unlinked); exits 0 only when everything agrees
+    #[argh(switch)]
+    audit: bool,
+
+    /// with --audit: print JSON lines (kind "audit") instead of the table
+    #[argh(switch)]
+    json: bool,
+
     /// with --check: test write access by re-sending one stored usage value of this month
     /// unchanged (set_usage); without it write access is reported as unknown
     #[argh(switch)]
@@ -176,14 +186,17 @@ impl Seconds {
 
 fn run(args: Args) -> Result<(), Failure> {
     cli::init_logging(args.log_level.as_deref(), None)?;
-    let modes = [args.dry_run, args.offline, args.check]
+    let modes = [args.dry_run, args.offline, args.check, args.audit]
         .iter()
         .filter(|m| **m)
         .count();
     if modes > 1 {
         return Err(Failure::usage(
-            "--dry-run, --offline and --check exclude each other",
+            "--dry-run, --offline, --check and --audit exclude each other",
         ));
+    }
+    if args.json && !args.audit {
+        return Err(Failure::usage("--json is an output style of --audit"));
     }
     if args.write && !args.check {
         return Err(Failure::usage("--write is only for --check"));
@@ -315,6 +328,9 @@ fn run(args: Args) -> Result<(), Failure> {
     };
     let pusher = Pusher::connect(&client, offering, push_options)
         .map_err(|e| Failure::new(e.exit_code(), e))?;
+    if args.audit {
+        return audit(stdin.lock(), &pusher, args.json);
+    }
     if !args.no_register && !args.dry_run {
         // Whole seconds: Waldur's DRF date-times take at most 6 fractional digits.
         let restarted = jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
@@ -339,6 +355,42 @@ fn run(args: Args) -> Result<(), Failure> {
         client.post_count()
     );
     result
+}
+
+/// `--audit`: the table (or JSON lines) on stdout, a verdict on stderr.
+fn audit(input: impl BufRead, pusher: &Pusher<'_>, json: bool) -> Result<(), Failure> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let run =
+        waldur_usage::waldur::audit::run(input, &mut out, json, |month| pusher.audit_period(month))
+            .exit_with(exit::IOERR)?;
+    if let Some(code) = run.failed {
+        return Err(Failure::new(
+            code,
+            anyhow::anyhow!("the audit is incomplete: see the errors above"),
+        ));
+    }
+    if run.periods == 0 {
+        return Err(Failure::new(
+            exit::DATAERR,
+            anyhow::anyhow!("the input held no complete period: nothing was audited"),
+        ));
+    }
+    if run.differences > 0 {
+        return Err(Failure::new(
+            exit::FAILURE,
+            anyhow::anyhow!(
+                "{} value(s) in {} period(s) differ between SLURM and Waldur: see the lines \
+                 whose status is not ok",
+                run.differences,
+                run.periods
+            ),
+        ));
+    }
+    info!(
+        "audit: {} period(s), Waldur holds exactly what SLURM measured",
+        run.periods
+    );
+    Ok(())
 }
 
 fn stream(

@@ -159,6 +159,9 @@ pub struct ComponentUserUsage {
     /// Component type.
     #[serde(default)]
     pub component_type: Option<String>,
+    /// URL of the offering user the row is linked to; `None` when it has no link.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 impl ComponentUserUsage {
@@ -319,7 +322,13 @@ pub fn user_usages(
         &Query::new()
             .with("offering_uuid", offering_uuid)
             .with("component_usage__billing_period", billing_period)
-            .fields(&["username", "usage", "component_usage", "component_type"]),
+            .fields(&[
+                "username",
+                "usage",
+                "component_usage",
+                "component_type",
+                "user",
+            ]),
     )
 }
 

@@ -14,10 +14,12 @@
 //! - [`register`]: the agent identity shown in Waldur;
 //! - [`push`]: one run, period by period;
 //! - [`readback`]: what Waldur stores after the POSTs must equal what was sent;
-//! - [`check`]: `--check` diagnostics.
+//! - [`check`]: `--check` diagnostics;
+//! - [`audit`]: `--audit`, what Waldur holds against what SLURM measured.
 
 pub mod amount;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod check;
 pub mod error;

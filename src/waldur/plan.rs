@@ -653,6 +653,7 @@ mod tests {
             usage: amt(usage),
             component_usage: Some(format!("https://w/api/marketplace-component-usages/{cu}/")),
             component_type: None,
+            user: None,
         }
     }
 

@@ -19,6 +19,7 @@ use serde_json::json;
 use super::amount::Amount;
 use super::api::UsageItem;
 use super::api::{self, SetUsage, SetUserUsages, UserUsageItem, path};
+use super::audit::{self, AuditLine};
 use super::error::ApiError;
 use super::filing::{self, DateSupport, Filing};
 use super::http::Client;
@@ -264,6 +265,31 @@ impl<'a> Pusher<'a> {
     /// The offering UUID (hex).
     pub fn offering_uuid(&self) -> &str {
         &self.offering_uuid
+    }
+
+    /// Compare what Waldur holds for the month with the usage records (`--audit`): read-only.
+    /// A listing that does not add up is an error: an audit of rows that moved between pages
+    /// would report differences that are not there.
+    pub fn audit_period(&self, usage: &MonthUsage) -> Result<Vec<AuditLine>, ApiError> {
+        let billing_period = usage.period.billing_period();
+        let totals =
+            api::component_usage_listing(self.client, &self.offering_uuid, &billing_period)?;
+        if let Some(gap) = api::listing_gap(&totals) {
+            return Err(ApiError::Decode {
+                method: "GET".into(),
+                path: self.client.display_path(path::COMPONENT_USAGES),
+                detail: format!("the listing of {} does not add up: {gap}", usage.period),
+            });
+        }
+        let users = api::user_usages(self.client, &self.offering_uuid, &billing_period)?;
+        Ok(audit::audit(
+            usage,
+            &self.catalog,
+            &audit::Stored {
+                usages: &totals.items,
+                user_usages: &users,
+            },
+        ))
     }
 
     fn warn_once(&self, key: &str, message: impl FnOnce() -> String) {

@@ -292,6 +292,14 @@ impl Run {
             .collect()
     }
 
+    /// The stdout records of one kind.
+    pub fn results_of_kind(&self, kind: &str) -> Vec<Value> {
+        self.results()
+            .into_iter()
+            .filter(|r| r["kind"] == kind)
+            .collect()
+    }
+
     /// `(account, action, status, component, reason)` of each result.
     pub fn outcomes(&self) -> Vec<Outcome> {
         let s = |v: &Value| v.as_str().map(str::to_string);
