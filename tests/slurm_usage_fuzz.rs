@@ -91,6 +91,7 @@ fn options(compat: Compat, skip: bool, jobs: bool, fields: Option<&str>) -> Read
         skip_bad_lines: skip,
         jobs,
         layout: Layout::from_format(fields.unwrap_or(default_format(compat)), compat).unwrap(),
+        window_seconds: Some(31 * 86_400),
     }
 }
 
