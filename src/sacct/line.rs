@@ -197,6 +197,67 @@ pub fn unsupported_format(first_line: &[u8]) -> Option<String> {
     None
 }
 
+/// The job states sacct prints in `--parsable2` output (sacct(1), JOB STATE CODES). Only
+/// `CANCELLED` may carry ` by <uid>` (the user who cancelled, fixture b3 `CANCELLED by 0`).
+pub const STATES: [&str; 15] = [
+    "BOOT_FAIL",
+    "CANCELLED",
+    "COMPLETED",
+    "DEADLINE",
+    "FAILED",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "PENDING",
+    "PREEMPTED",
+    "RUNNING",
+    "REQUEUED",
+    "RESIZING",
+    "REVOKED",
+    "SUSPENDED",
+    "TIMEOUT",
+];
+
+/// Is `state` one sacct prints: a name of [`STATES`], or `CANCELLED by <uid>` (decimal uid)?
+pub fn is_state(state: &[u8]) -> bool {
+    if STATES.iter().any(|s| s.as_bytes() == state) {
+        return true;
+    }
+    match state.strip_prefix(b"CANCELLED by ") {
+        Some(uid) => !uid.is_empty() && uid.len() <= 10 && uid.iter().all(u8::is_ascii_digit),
+        None => false,
+    }
+}
+
+/// Is `b` allowed in an Account or User name: `[A-Za-z0-9._@$-]`?
+pub fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'$' | b'-')
+}
+
+/// Check an Account or User name: only `[A-Za-z0-9._@$-]`, so a shifted column, a cut line or
+/// a stray separator cannot pass as a name. The caller rejects empty names separately.
+fn check_name(column: &str, name: &[u8]) -> Result<(), LineError> {
+    match name.iter().find(|&&b| !is_name_byte(b)) {
+        None => Ok(()),
+        Some(&b) => Err(LineError(format!(
+            "{column} {:?} holds {}, but names are made of A-Z a-z 0-9 . _ @ $ -",
+            String::from_utf8_lossy(name),
+            describe_byte(b)
+        ))),
+    }
+}
+
+/// A byte as the error messages name it.
+fn describe_byte(b: u8) -> String {
+    match b {
+        b' ' => "a space".into(),
+        b'\t' => "a tab".into(),
+        0 => "a NUL byte".into(),
+        b if b.is_ascii_control() => format!("the control character 0x{b:02x}"),
+        b if b.is_ascii() => format!("{:?}", char::from(b)),
+        b => format!("the non-ASCII byte 0x{b:02x}"),
+    }
+}
+
 /// A line that is not a valid allocation line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError(pub String);
@@ -297,6 +358,8 @@ pub struct LineParser {
     /// Parsed TRES strings: jobs of the same shape print the same string, so most lines need
     /// no parsing at all. Bounded: cleared when full, so memory does not grow with the input.
     cache: FxMap<Box<[u8]>, ParsedTres>,
+    /// Seconds in the period being read: no allocation can run longer in it.
+    window: Option<u64>,
 }
 
 /// A parsed TRES string: (id, value in base units) pairs, GPU rule applied.
@@ -315,7 +378,14 @@ impl LineParser {
             bounds: Vec::new(),
             tres: Vec::new(),
             cache: FxMap::default(),
+            window: None,
         }
+    }
+
+    /// Refuse elapsed times longer than `seconds`, the length of the period being read (sacct
+    /// `--truncate` never prints more).
+    pub fn set_window(&mut self, seconds: Option<u64>) {
+        self.window = seconds;
     }
 
     /// The TRES names seen so far.
@@ -384,11 +454,26 @@ impl LineParser {
         if account.is_empty() {
             return Err(LineError("the Account field is empty".into()));
         }
+        check_name("Account", account)?;
         let user = field(l.user);
         if user.is_empty() {
             return Err(LineError("the User field is empty".into()));
         }
-        let state = l.state.map(field).unwrap_or(b"");
+        check_name("User", user)?;
+        let state = match l.state {
+            Some(i) => {
+                let state = field(i);
+                if !is_state(state) {
+                    return Err(LineError(format!(
+                        "State {:?} is not a job state sacct prints (COMPLETED, FAILED, \
+                         CANCELLED by <uid>, ...)",
+                        String::from_utf8_lossy(state)
+                    )));
+                }
+                state
+            }
+            None => b"",
+        };
         let tres_text = field(l.tres);
         let tres_column = l.tres_column;
         let elapsed_text = field(l.elapsed);
@@ -398,6 +483,19 @@ impl LineParser {
             parse_elapsed(elapsed_text)
         }
         .map_err(|e| LineError(e.to_string()))?;
+        if let (Some(s), Some(max)) = (elapsed, self.window) {
+            if s > max {
+                let column = if l.elapsed_raw {
+                    "ElapsedRaw"
+                } else {
+                    "Elapsed"
+                };
+                return Err(LineError(format!(
+                    "{column} {:?} is {s} s, longer than the period ({max} s)",
+                    String::from_utf8_lossy(elapsed_text)
+                )));
+            }
+        }
         match self.cache.get(tres_text) {
             Some(parsed) => {
                 self.tres.clear();
@@ -562,6 +660,104 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "no elapsed time (\"\") for a job with AllocTRES"
+        );
+    }
+
+    #[test]
+    fn states_are_the_ones_sacct_prints() {
+        for good in [
+            "COMPLETED",
+            "CANCELLED",
+            "CANCELLED by 0",
+            "CANCELLED by 4294967294",
+            "BOOT_FAIL",
+            "OUT_OF_MEMORY",
+            "REQUEUED",
+            "TIMEOUT",
+        ] {
+            assert!(is_state(good.as_bytes()), "{good:?}");
+        }
+        for bad in [
+            "",
+            "completed",
+            "CANCELLED+",
+            "CANCELLED by",
+            "CANCELLED by ",
+            "CANCELLED by x",
+            "CANCELLED by 12345678901",
+            "COMPLETED by 0",
+            "COMPLETED ",
+            "CD",
+            "hpcuser1",
+        ] {
+            assert!(!is_state(bad.as_bytes()), "{bad:?}");
+        }
+        let mut p = exact();
+        // User and State swapped: COMPLETED is a valid name, hpcuser1 no state.
+        let e = p
+            .parse(b"1|hpc_a|COMPLETED|hpcuser1|10|cpu=1|cpu=1")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "State \"hpcuser1\" is not a job state sacct prints (COMPLETED, FAILED, \
+             CANCELLED by <uid>, ...)"
+        );
+    }
+
+    #[test]
+    fn account_and_user_names_are_plain() {
+        for b in b"azAZ09._@$-" {
+            assert!(is_name_byte(*b), "{}", char::from(*b));
+        }
+        for b in b" \t\0\x7f+()|,=*\"'\\/;:!#%&<>?[]^`{}~" {
+            assert!(!is_name_byte(*b), "{b:#x}");
+        }
+        assert!(!is_name_byte(0xc3));
+        let mut p = exact();
+        assert!(p.parse(b"1|hpc.a-1|user@x$|COMPLETED|10|cpu=1|").is_ok());
+        let e = p.parse(b"1|hpc a|u|COMPLETED|10|cpu=1|").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Account \"hpc a\" holds a space, but names are made of A-Z a-z 0-9 . _ @ $ -"
+        );
+        let e = p.parse(b"1|hpc_a|u\0x|COMPLETED|10|cpu=1|").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "User \"u\\0x\" holds a NUL byte, but names are made of A-Z a-z 0-9 . _ @ $ -"
+        );
+        let e = p.parse(b"1|hpc_a|a+b|COMPLETED|10|cpu=1|").unwrap_err();
+        assert!(e.to_string().contains("holds '+'"), "{e}");
+        // Steps keep their empty user.
+        assert_eq!(
+            p.parse(b"1.batch|hpc_a||COMPLETED|10|cpu=1|").unwrap(),
+            Parsed::Step
+        );
+    }
+
+    #[test]
+    fn elapsed_is_bounded_by_the_period() {
+        let mut p = exact();
+        p.set_window(Some(2_678_400));
+        assert!(p.parse(b"1|a|u|COMPLETED|2678400|cpu=1|").is_ok());
+        let e = p.parse(b"1|a|u|COMPLETED|2678401|cpu=1|").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "ElapsedRaw \"2678401\" is 2678401 s, longer than the period (2678400 s)"
+        );
+        assert!(
+            p.parse(b"1|a|u|COMPLETED|9999999999999999999|cpu=1|")
+                .is_err()
+        );
+        let mut p = LineParser::new(
+            Layout::from_format("Account,ReqTRES,Elapsed,User", Compat::Reference).unwrap(),
+            AccountFilter::All,
+        );
+        p.set_window(Some(2_678_400));
+        assert!(p.parse(b"a|cpu=1|31-00:00:00|u").is_ok());
+        let e = p.parse(b"a|cpu=1|31-00:00:01|u").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Elapsed \"31-00:00:01\" is 2678401 s, longer than the period (2678400 s)"
         );
     }
 

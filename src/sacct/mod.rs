@@ -25,6 +25,7 @@
 //!     skip_bad_lines: false,
 //!     jobs: false,
 //!     layout: Layout::from_format(EXACT_FORMAT, Compat::Exact).unwrap(),
+//!     window_seconds: Some(31 * 86_400),
 //! };
 //! let data = read_period(dump.as_bytes(), "2024-03", &opts).unwrap();
 //! let total = &data.tres_records()[0];

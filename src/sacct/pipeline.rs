@@ -101,13 +101,14 @@ impl Summary {
 }
 
 impl Settings {
-    fn read_options(&self) -> ReadOptions {
+    fn read_options(&self, window_seconds: Option<u64>) -> ReadOptions {
         ReadOptions {
             compat: self.compat,
             filter: self.filter.clone(),
             skip_bad_lines: self.skip_bad_lines,
             jobs: self.jobs,
             layout: self.layout.clone(),
+            window_seconds,
         }
     }
 
@@ -118,7 +119,12 @@ impl Settings {
             code,
             message: format!("period {}: {message}", p.period),
         };
-        let opts = self.read_options();
+        // The whole period's length bounds every elapsed time, for a live query too (not the
+        // window clipped to now: sacct's clock runs on while it works).
+        let length = period::window(p, Timestamp::MAX)
+            .map_err(|e| fail(exit::DATAERR, e.to_string()))?
+            .seconds();
+        let opts = self.read_options(u64::try_from(length).ok());
         let read_code = |e: &ReadError| match e {
             ReadError::Io(_) => exit::IOERR,
             _ => exit::DATAERR,

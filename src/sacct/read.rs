@@ -30,6 +30,9 @@ pub struct ReadOptions {
     pub jobs: bool,
     /// The columns of a stream without a header line.
     pub layout: Layout,
+    /// Length of the period in seconds (end - start): a longer elapsed time is a bad line.
+    /// `None` checks no bound.
+    pub window_seconds: Option<u64>,
 }
 
 /// Reading failed; the period must not be emitted.
@@ -225,6 +228,18 @@ fn shorten(line: &[u8]) -> String {
     }
 }
 
+/// Name a skipped line on stderr (the first [`WARN_LINES`] of them; then only count).
+fn warn_skipped(period: &str, number: u64, skipped: u64, reason: &str, line: &[u8]) {
+    if skipped <= WARN_LINES {
+        crate::warn!(
+            "period {period}: skipping sacct output line {number}: {reason}: {:?}",
+            shorten(line)
+        );
+    } else if skipped == WARN_LINES + 1 {
+        crate::warn!("period {period}: more bad lines follow; only their count is kept");
+    }
+}
+
 /// Read a whole sacct output stream as the data of `period`.
 pub fn read_period<R: BufRead>(
     mut input: R,
@@ -232,6 +247,7 @@ pub fn read_period<R: BufRead>(
     opts: &ReadOptions,
 ) -> Result<MonthData, ReadError> {
     let mut parser = LineParser::new(opts.layout.clone(), opts.filter.clone());
+    parser.set_window(opts.window_seconds);
     let mut aggregate = Aggregator::new();
     let mut jobs = if opts.jobs {
         Some(JobSpool::new()?)
@@ -248,10 +264,36 @@ pub fn read_period<R: BufRead>(
         }
         number += 1;
         let mut line = buf.as_slice();
-        line = line.strip_suffix(b"\n").unwrap_or(line);
+        // sacct ends every line, the last one too, with a newline: without one the dump was cut.
+        let cut = match line.strip_suffix(b"\n") {
+            Some(l) => {
+                line = l;
+                false
+            }
+            None => true,
+        };
         line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
+        // Stream-level faults are bad lines like any other; a blank line before the header
+        // leaves the header still recognised when they are skipped.
+        let fault = if cut {
+            Some("no newline at the end: the input was cut")
+        } else if line.trim_ascii().is_empty() {
+            Some("the line is blank (sacct prints no blank lines)")
+        } else {
+            None
+        };
+        if let Some(reason) = fault {
+            lines += 1;
+            if opts.skip_bad_lines {
+                skipped += 1;
+                warn_skipped(period, number, skipped, reason, line);
+                continue;
+            }
+            return Err(ReadError::BadLine {
+                line: number,
+                reason: reason.to_string(),
+                content: shorten(line),
+            });
         }
         if first {
             first = false;
@@ -295,16 +337,7 @@ pub fn read_period<R: BufRead>(
             Ok(false) => {}
             Err(reason) if opts.skip_bad_lines => {
                 skipped += 1;
-                if skipped <= WARN_LINES {
-                    crate::warn!(
-                        "period {period}: skipping sacct output line {number}: {reason}: {:?}",
-                        shorten(line)
-                    );
-                } else if skipped == WARN_LINES + 1 {
-                    crate::warn!(
-                        "period {period}: more bad lines follow; only their count is kept"
-                    );
-                }
+                warn_skipped(period, number, skipped, &reason, line);
             }
             Err(reason) => {
                 return Err(ReadError::BadLine {

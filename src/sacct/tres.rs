@@ -171,6 +171,48 @@ impl fmt::Display for TresError {
 
 impl std::error::Error for TresError {}
 
+/// The TRES types SLURM has (`slurmdb_defs.c`), lower case as sacct prints them.
+pub const TRES_TYPES: [&str; 12] = [
+    "cpu", "mem", "energy", "node", "billing", "fs", "vmem", "pages", "gres", "license", "bb", "ic",
+];
+
+/// The types that name one resource after a `/`: `gres/gpu`, `license/matlab`, `fs/disk`.
+pub const NAMED_TRES_TYPES: [&str; 5] = ["gres", "license", "bb", "fs", "ic"];
+
+/// Check a TRES name against SLURM's grammar: `TYPE` for `cpu`, `mem`, `energy`, `node`,
+/// `billing`, `vmem`, `pages`; `TYPE/NAME` for `gres`, `license`, `bb`, `fs`, `ic`, where
+/// `NAME` is non-empty printable ASCII without spaces, `=` and `,` (`gres/gpu:a100`,
+/// `license/matlab@srv`). Types are lower case only. The error says what is wrong.
+pub fn check_tres_name(name: &[u8]) -> Result<(), &'static str> {
+    let (kind, rest) = match name.iter().position(|&b| b == b'/') {
+        Some(i) => (&name[..i], Some(&name[i + 1..])),
+        None => (name, None),
+    };
+    if !TRES_TYPES.iter().any(|t| t.as_bytes() == kind) {
+        return Err(
+            "unknown TRES type (SLURM has cpu, mem, energy, node, billing, fs, vmem, pages, \
+             gres, license, bb, ic, in lower case)",
+        );
+    }
+    let named = NAMED_TRES_TYPES.iter().any(|t| t.as_bytes() == kind);
+    match rest {
+        None if named => Err("this TRES type needs a /name (gres/gpu, license/matlab, ...)"),
+        None => Ok(()),
+        Some(_) if !named => Err("this TRES type takes no /name"),
+        Some([]) => Err("the /name of the TRES is empty"),
+        Some(n)
+            if n.iter()
+                .all(|&b| b.is_ascii_graphic() && b != b'=' && b != b',') =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(
+            "the /name of the TRES holds a space, a control character, = , or a byte outside \
+             printable ASCII",
+        ),
+    }
+}
+
 /// The pieces of one `NAME=VALUE` entry.
 struct RawEntry<'a> {
     name: &'a [u8],
@@ -271,6 +313,7 @@ pub fn parse_tres(
                 "expected NAME=NUMBER with an optional K/M/G/T/P suffix",
             )
         })?;
+        check_tres_name(e.name).map_err(|why| TresError::new(raw, why))?;
         let id = table.lookup(position, e.name)?;
         let kind = table.kind(id);
         let value = value_in_base_units(&e, kind)
@@ -390,6 +433,61 @@ mod tests {
             parse("gres/gpumem=8G,gres/gpuutil=50").unwrap(),
             pairs(&[("gres/gpumem", 8192), ("gres/gpuutil", 50)])
         );
+    }
+
+    #[test]
+    fn tres_names_follow_slurms_grammar() {
+        for good in [
+            "cpu",
+            "mem",
+            "energy",
+            "node",
+            "billing",
+            "vmem",
+            "pages",
+            "gres/gpu",
+            "gres/gpu:a100",
+            "gres/gpumem",
+            "fs/disk",
+            "license/matlab@srv",
+            "bb/datawarp",
+            "ic/ofed",
+        ] {
+            assert_eq!(check_tres_name(good.as_bytes()), Ok(()), "{good:?}");
+        }
+        for bad in [
+            "me m",
+            "CPU",
+            "Mem",
+            "me\0m",
+            "foo",
+            "",
+            "gres",
+            "gres/",
+            "gres/ gpu",
+            "gres/g\tpu",
+            "gres/g\u{e9}",
+            "cpu/x",
+            "license",
+            "/gpu",
+            " cpu",
+            "cpu ",
+        ] {
+            assert!(check_tres_name(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        let e = parse("cpu=2,me m=256000M").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "TRES entry \"me m=256000M\": unknown TRES type (SLURM has cpu, mem, energy, node, \
+             billing, fs, vmem, pages, gres, license, bb, ic, in lower case)"
+        );
+        assert_eq!(
+            parse("gres/=1").unwrap_err().reason,
+            "the /name of the TRES is empty"
+        );
+        for bad in ["CPU=64", "foo=3", "me\0m=1", "gres=1", "node/x=1"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
