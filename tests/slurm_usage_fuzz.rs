@@ -358,8 +358,10 @@ fn oracle(line: &[u8]) -> Result<Option<(String, BTreeMap<String, u128>)>, Strin
             };
             let kind = std::str::from_utf8(kind).map_err(|_| "utf8")?;
             let named = ["gres", "license", "bb", "fs", "ic"].contains(&kind);
-            let plain =
-                ["cpu", "mem", "energy", "node", "billing", "vmem", "pages"].contains(&kind);
+            // A TRES SLURM cannot name prints as its numeric id.
+            let plain = ["cpu", "mem", "energy", "node", "billing", "vmem", "pages"]
+                .contains(&kind)
+                || (!kind.is_empty() && kind.bytes().all(|b| b.is_ascii_digit()));
             match sub {
                 None if plain => {}
                 Some(s)
