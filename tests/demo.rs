@@ -50,6 +50,21 @@ fn against_the_fake_the_sample_month_is_sent_once_and_the_second_cycle_changes_n
         ["  results: updated 13", "  results: unchanged 13"],
         "{shown}"
     );
+    // The audit that follows finds every value as SLURM measured it: 32 lines, all ok, among
+    // them hpc_ml's GPUs (457.80 = 301.63 + 156.17 GPU-hours).
+    let audit: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("audit: "))
+        .skip(2)
+        .take_while(|l| l.starts_with("  2024-03"))
+        .collect();
+    assert_eq!(audit.len(), 32, "{shown}");
+    assert!(audit.iter().all(|l| l.ends_with("  ok")), "{shown}");
+    assert!(
+        audit.iter().any(|l| l.contains("hpc_ml")
+            && l.contains("gres/gpu   (total)     457.80     457.80        0.00  ok")),
+        "{shown}"
+    );
     // 13 usage POSTs and the agent identity (create, register_service) in the first cycle;
     // the second cycle reads and finds every value equal, so it writes nothing.
     let requests = std::fs::read_to_string(&log).unwrap();
