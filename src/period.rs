@@ -565,6 +565,37 @@ pub fn now() -> Result<Timestamp, PeriodError> {
     check_instant("the system clock", Timestamp::now())
 }
 
+/// The first instant of the month a period record names and of the next, in `tz`.
+fn month_bounds(
+    period: &MonthRecord,
+    tz: &TimeZone,
+) -> Result<(Timestamp, Timestamp), PeriodError> {
+    let month = Period::parse(&period.period)
+        .map_err(|e| PeriodError::Time(format!("period record: {e}")))?;
+    Ok(month.bounds(tz))
+}
+
+/// Check that a period record spans exactly the month it names, in its zone: what month-split
+/// writes, and all that may be billed (a part of a month is a partial total).
+pub fn whole_month(period: &MonthRecord) -> Result<(), PeriodError> {
+    let tz = zone(&period.timezone)?;
+    let (month_start, month_end) = month_bounds(period, &tz)?;
+    let instant = |text: &str| text.parse::<Timestamp>().ok();
+    if (instant(&period.start), instant(&period.end)) != (Some(month_start), Some(month_end)) {
+        return Err(PeriodError::Time(format!(
+            "period {}: start {} and end {} are not that whole month in {} ({} to {}): only \
+             whole months are billed",
+            period.period,
+            period.start,
+            period.end,
+            period.timezone,
+            rfc3339(&month_start.to_zoned(tz.clone())),
+            rfc3339(&month_end.to_zoned(tz)),
+        )));
+    }
+    Ok(())
+}
+
 /// The sacct query window of a period: [start, min(end, now)), in the period's time zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
@@ -594,14 +625,15 @@ pub fn window(period: &MonthRecord, now: Timestamp) -> Result<Window, PeriodErro
     };
     let start = parse("start", &period.start)?;
     let end = parse("end", &period.end)?;
-    // A period record is the month it names, in its zone, and nothing else: a record named
-    // 2024-03 that runs from January to April would bill three months as March.
-    let month = Period::parse(&period.period)
-        .map_err(|e| PeriodError::Time(format!("period record: {e}")))?;
-    let (month_start, month_end) = month.bounds(&tz);
-    if (start, end) != (month_start, month_end) {
+    // A period record's window lies inside the month it names, in its zone: a record named
+    // 2024-03 that runs from January to April would bill three months as March. (A part of the
+    // month is a window slurm-usage can measure; waldur-push, which bills, takes only whole
+    // months: see [`whole_month`].)
+    let (month_start, month_end) = month_bounds(period, &tz)?;
+    if start < month_start || end > month_end || start > end {
         return Err(PeriodError::Time(format!(
-            "period {}: start {} and end {} are not that month in {} (it runs from {} to {})",
+            "period {}: the window {} to {} is not inside that month in {} (it runs from {} to \
+             {})",
             period.period,
             period.start,
             period.end,
@@ -626,22 +658,33 @@ mod tests {
     }
 
     #[test]
-    fn a_period_record_must_be_the_month_it_names() {
+    fn a_period_record_stays_inside_the_month_it_names() {
         let now = ts("2025-01-01T00:00:00Z");
         let march = month_period("Europe/Berlin", 2024, 3, now).unwrap();
         assert_eq!(window(&march, now).unwrap().seconds(), 31 * 86400 - 3600);
+        assert!(whole_month(&march).is_ok());
         let mut wide = march.clone();
         wide.start = "2024-01-01T00:00:00+01:00".into();
         assert_eq!(
             window(&wide, now).unwrap_err().to_string(),
-            "period 2024-03: start 2024-01-01T00:00:00+01:00 and end 2024-04-01T00:00:00+02:00 \
-             are not that month in Europe/Berlin (it runs from 2024-03-01T00:00:00+01:00 to \
-             2024-04-01T00:00:00+02:00)"
+            "period 2024-03: the window 2024-01-01T00:00:00+01:00 to 2024-04-01T00:00:00+02:00 \
+             is not inside that month in Europe/Berlin (it runs from 2024-03-01T00:00:00+01:00 \
+             to 2024-04-01T00:00:00+02:00)"
+        );
+        // A part of the month can be measured, but not billed.
+        let mut part = march.clone();
+        part.start = "2024-03-10T00:00:00+01:00".into();
+        assert_eq!(window(&part, now).unwrap().seconds(), 22 * 86400 - 3600);
+        assert!(
+            whole_month(&part)
+                .unwrap_err()
+                .to_string()
+                .ends_with("only whole months are billed")
         );
         // The same instants written in UTC are the same month.
         let mut utc = march.clone();
         utc.start = "2024-02-29T23:00:00Z".into();
-        assert!(window(&utc, now).is_ok());
+        assert!(window(&utc, now).is_ok() && whole_month(&utc).is_ok());
         for name in ["2024-13", "March", "2024-3", "0000-01", "9999-12"] {
             let mut bad = march.clone();
             bad.period = name.into();

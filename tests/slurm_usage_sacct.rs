@@ -653,9 +653,9 @@ fn a_period_record_that_is_not_its_month_runs_no_sacct() {
     for (record, message) in [
         (
             wide,
-            "period 2024-03: start 2024-01-01T00:00:00+01:00 and end 2024-04-01T00:00:00+02:00 \
-             are not that month in Europe/Berlin (it runs from 2024-03-01T00:00:00+01:00 to \
-             2024-04-01T00:00:00+02:00)",
+            "period 2024-03: the window 2024-01-01T00:00:00+01:00 to 2024-04-01T00:00:00+02:00 \
+             is not inside that month in Europe/Berlin (it runs from 2024-03-01T00:00:00+01:00 \
+             to 2024-04-01T00:00:00+02:00)",
         ),
         (
             month_13,

@@ -120,3 +120,26 @@ fn a_period_that_comes_twice_is_refused_the_second_time() {
         .collect();
     assert_eq!(cpu, vec![t4("2024-03-01", "hpc_alloc1", "cpu", "2.00")]);
 }
+
+#[test]
+fn only_a_period_record_of_the_whole_month_is_billed() {
+    // slurm-usage may measure a part of a month; waldur-push would replace the month's value
+    // with that part, so it refuses it.
+    let env = Env::new(Setup::small());
+    let part = r#"{"kind":"period","period":"2024-03","start":"2024-03-10T00:00:00+00:00","end":"2024-04-01T00:00:00+00:00","timezone":"UTC","index":1,"count":1,"closed":true}"#;
+    let run = env.run(
+        &["--no-register"],
+        &format!("{part}\n{}", march_with_total_cpu("2.00")),
+    );
+    assert_eq!(run.code, DATAERR, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "input line 1: period 2024-03: start 2024-03-10T00:00:00+00:00 and end \
+             2024-04-01T00:00:00+00:00 are not that whole month in UTC (2024-03-01T00:00:00+00:00 \
+             to 2024-04-01T00:00:00+00:00): only whole months are billed"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(env.posts().is_empty());
+}

@@ -92,7 +92,7 @@ impl Collector {
             }
             Record::Usage(u) => self.check_usage(line, u),
             Record::Period(p) => {
-                if let Err(e) = Period::parse(&p.period) {
+                if let Err(e) = crate::period::whole_month(p) {
                     self.refuse(&p.period, format!("input line {line}: {e}"));
                 }
             }
