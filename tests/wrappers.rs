@@ -168,6 +168,7 @@ exit 0
             "#!/bin/sh\ncase \"$*\" in\n  *--version*) echo \"slurm 23.02.6\" ;;\n  \
              *'list cluster'*) echo ci ;;\n  \
              *'list account'*) printf 'root\\nhpc_alloc1\\nhpc_alloc2\\nhpc_erred\\nother_dept\\n' ;;\n  \
+             *'show tres'*) printf 'cpu|\\nmem|\\nnode|\\nbilling|\\ngres|gpu\\n' ;;\n  \
              *) echo \"sacctmgr: unexpected arguments: $*\" >&2; exit 1 ;;\nesac\n",
         );
         let config = format!(
@@ -523,6 +524,12 @@ fn waldur_push_options_pass_through_the_report_wrapper() {
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
     let argv = std::fs::read_to_string(&log).unwrap();
+    // The wrapper first asks waldur-push for the config's offerings, then runs the push once.
+    let (listing, argv) = argv.split_once('\n').unwrap();
+    assert!(
+        listing.ends_with("--list-offerings --log-level error"),
+        "{listing}"
+    );
     assert_eq!(argv.lines().count(), 1, "{argv}");
     assert!(
         argv.contains("--dry-run --no-register --waldur-timezone UTC --concurrency 2"),
@@ -974,4 +981,92 @@ fn every_offering_of_the_config_is_reported_and_one_failing_does_not_stop_the_ot
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(rig.sacct_calls().len(), 3);
     assert!(last_line(&out).contains("1 of 1 offerings reported"));
+}
+
+/// The offering entry of a rig's config (from `  - name:` to the end), with a cluster name.
+fn offering_entry(rig: &Rig, cluster: &str) -> String {
+    let config = std::fs::read_to_string(rig.dir.path("config.yaml")).unwrap();
+    let (_, entry) = config.split_once("offerings:\n").unwrap();
+    entry.replace(
+        "      allocation_prefix: \"hpc_\"\n",
+        &format!("      allocation_prefix: \"hpc_\"\n      cluster_name: \"{cluster}\"\n"),
+    )
+}
+
+#[test]
+fn two_clusters_on_two_waldur_offerings_are_reported_in_one_cycle() {
+    // Cluster ci reports to offering A on one Waldur, cluster ci2 to offering B on another.
+    let a = Rig::new("two-clusters-a");
+    let mut second = Setup::small();
+    second.offering.uuid = "0ff2000000000000000000000000000b".into();
+    second.offering.name = "Cluster two".into();
+    let b = Rig::with_setup("two-clusters-b", second.clone());
+    let config = format!(
+        "timezone: \"UTC\"\nreporting_periods: 1\nofferings:\n{}{}",
+        offering_entry(&a, "ci"),
+        offering_entry(&b, "ci2")
+    );
+    std::fs::write(a.dir.path("config.yaml"), config).unwrap();
+    // The offerings as the wrapper finds them: asked of waldur-push, not grepped from YAML.
+    let listed = Command::new(env!("CARGO_BIN_EXE_waldur-push"))
+        .arg("-c")
+        .arg(a.dir.path("config.yaml"))
+        .arg("--list-offerings")
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&listed.stdout),
+        format!(
+            "{{\"cluster_name\":\"ci\",\"name\":\"{}\",\"uuid\":\"{}\"}}\n\
+             {{\"cluster_name\":\"ci2\",\"name\":\"Cluster two\",\"uuid\":\"{}\"}}\n",
+            a.setup.offering.name, a.setup.offering.uuid, second.offering.uuid
+        )
+    );
+    let out = run(a.report(&[]));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        last_line(&out).contains("2 of 2 offerings reported"),
+        "{}",
+        describe(&out)
+    );
+    // Each offering's slurm_bin_path is its own rig's fake sacct: one call each, with its
+    // cluster.
+    let (calls_a, calls_b) = (a.sacct_calls(), b.sacct_calls());
+    assert_eq!(
+        (calls_a.len(), calls_b.len()),
+        (1, 1),
+        "{calls_a:?} {calls_b:?}"
+    );
+    assert!(calls_a[0].contains("--clusters=ci "), "{calls_a:?}");
+    assert!(calls_b[0].contains("--clusters=ci2 "), "{calls_b:?}");
+    let period = current_billing_period();
+    assert_eq!(a.usages(&period), expected_usages());
+    assert_eq!(b.usages(&period), expected_usages());
+    assert_eq!(b.user_usages(&period), expected_user_usages());
+
+    // Offering B's Waldur no longer takes the token: A is still stored, and the cycle fails
+    // naming B.
+    let mut refusing = second.clone();
+    for t in &mut refusing.tokens {
+        t.token = format!("{}0", &t.token[..t.token.len() - 1]);
+    }
+    let c = Rig::with_setup("two-clusters-c", refusing);
+    let d = Rig::new("two-clusters-d");
+    let config = format!(
+        "timezone: \"UTC\"\nreporting_periods: 1\nofferings:\n{}{}",
+        offering_entry(&c, "ci2"),
+        offering_entry(&d, "ci")
+    );
+    std::fs::write(d.dir.path("config.yaml"), config).unwrap();
+    let out = run(d.report(&[]));
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert_eq!(d.usages(&period), expected_usages(), "{}", describe(&out));
+    assert!(c.fake.usages().is_empty());
+    let last = last_line(&out);
+    assert!(
+        last.contains("cycle FAILED")
+            && last.contains("1 of 2 offerings reported")
+            && last.contains(&format!("failed: offering {}", second.offering.uuid)),
+        "last line: {last}"
+    );
 }

@@ -114,6 +114,11 @@ struct Args {
     #[argh(switch)]
     json: bool,
 
+    /// print the config's offerings as JSON lines (name, uuid, cluster_name), then exit; no
+    /// network (the wrappers use it to run every offering)
+    #[argh(switch)]
+    list_offerings: bool,
+
     /// with --check: test write access by re-sending one stored usage value of this month
     /// unchanged (set_usage); without it write access is reported as unknown
     #[argh(switch)]
@@ -213,6 +218,19 @@ fn run(args: Args) -> Result<(), Failure> {
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
     let config = Config::load(&path).exit_with(exit::CONFIG)?;
     cli::init_logging(args.log_level.as_deref(), config.log_level.as_deref())?;
+    if args.list_offerings {
+        for o in &config.offerings {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "name": o.name,
+                    "uuid": o.waldur_offering_uuid,
+                    "cluster_name": o.backend.cluster_name,
+                })
+            );
+        }
+        return Ok(());
+    }
     let offering = config
         .offering(args.offering.as_deref())
         .exit_with(exit::CONFIG)?;
