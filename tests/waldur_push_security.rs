@@ -279,3 +279,77 @@ fn oidc_config(env: &Env, token_url: &str) -> std::path::PathBuf {
     write_mode(&config, &yaml, 0o600);
     config
 }
+
+/// The token in any form a debug page could show it: the exact value, and the header line.
+fn assert_token_absent(what: &str, text: &str) {
+    for secret in [PROVIDER_TOKEN, STAFF_TOKEN] {
+        assert!(!text.contains(secret), "{what} shows the token:\n{text}");
+        // A prefix long enough to identify it (a truncated message must not leak one either).
+        assert!(
+            !text.contains(&secret[..16]),
+            "{what} shows part of the token:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn error_bodies_that_echo_the_request_headers_never_show_the_token() {
+    // A 400 whose DRF detail quotes the headers, and a 500 debug page listing them: in the
+    // result records' reasons (stdout), the warnings and errors (stderr).
+    for status in [400, 500] {
+        let env = Env::new(Setup::small());
+        env.fake.inject(
+            support::fake_waldur::Fault::new(
+                "POST",
+                "set_usage/",
+                support::fake_waldur::FaultKind::EchoHeaders(status),
+            )
+            .times(100),
+        );
+        let run = env.run(&["--log-level", "debug"], &small_input());
+        assert_eq!(
+            run.code,
+            if status == 400 { 76 } else { 75 },
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("authorization: Token [redacted]"),
+            "the message stays useful, only the key is gone:\n{}",
+            run.stderr
+        );
+        let reasons: Vec<String> = run.outcomes().into_iter().filter_map(|o| o.4).collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("Token [redacted]")),
+            "{reasons:?}"
+        );
+        assert_token_absent("stdout", &run.stdout);
+        assert_token_absent("stderr", &run.stderr);
+    }
+}
+
+#[test]
+fn check_lines_never_show_a_token_echoed_by_the_server() {
+    for status in [400, 500] {
+        let env = Env::new(Setup::small());
+        env.fake.inject(
+            support::fake_waldur::Fault::new(
+                "GET",
+                "",
+                support::fake_waldur::FaultKind::EchoHeaders(status),
+            )
+            .times(1000),
+        );
+        let run = env.run(&["--check", "--retries", "0"], "");
+        assert_ne!(run.code, 0, "{}", run.stdout);
+        assert!(run.stdout.contains("FAIL"), "{}", run.stdout);
+        assert!(
+            format!("{}{}", run.stdout, run.stderr).contains("[redacted]"),
+            "{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        assert_token_absent("--check stdout", &run.stdout);
+        assert_token_absent("--check stderr", &run.stderr);
+    }
+}

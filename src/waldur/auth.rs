@@ -265,6 +265,16 @@ impl OidcClient {
         Ok(Secret::new(format!("Bearer {}", token.expose())))
     }
 
+    /// The client secret and the cached access token: what a message must never show.
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut out = vec![self.settings.client_secret.clone()];
+        let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((token, _)) = cached.as_ref() {
+            out.push(token.clone());
+        }
+        out
+    }
+
     fn fetch(
         &self,
         agent: &ureq::Agent,
@@ -305,12 +315,15 @@ impl OidcClient {
                 method: "POST".into(),
                 path: format!("OIDC token endpoint {}", s.token_url),
                 status,
-                message: server_message(&body),
+                message: server_message(&body, &[s.client_secret.expose()]),
                 attempts: 1,
             });
         }
         if !(200..300).contains(&status) {
-            return Err(fail(format!("HTTP {status}: {}", server_message(&body))));
+            return Err(fail(format!(
+                "HTTP {status}: {}",
+                server_message(&body, &[s.client_secret.expose()])
+            )));
         }
         let value: serde_json::Value =
             serde_json::from_str(&body).map_err(|_| fail("the answer is not JSON".into()))?;

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use ureq::http::HeaderMap;
 
 use super::auth::{Credential, token_header};
-use super::error::{ApiError, server_message};
+use super::error::{ApiError, redact, server_message};
 use super::url::{ApiBase, Query};
 use crate::config::Secret;
 use crate::{debug, warn};
@@ -458,9 +458,11 @@ impl Client {
                             ),
                         }
                     } else {
-                        let mut message = server_message(&reply.body);
+                        let secrets = self.secrets();
+                        let secrets: Vec<&str> = secrets.iter().map(|s| s.expose()).collect();
+                        let mut message = server_message(&reply.body, &secrets);
                         if (300..400).contains(&status) {
-                            let to = reply.header("location").unwrap_or("?");
+                            let to = redact(reply.header("location").unwrap_or("?"), &secrets);
                             message = format!(
                                 "redirected to {to}; check waldur_api_url (scheme, host, path)"
                             );
@@ -513,6 +515,15 @@ impl Client {
             .breaker
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The credential values this client sends (the token; for OIDC the client secret and the
+    /// access token in use), which must never appear in a message.
+    fn secrets(&self) -> Vec<Secret> {
+        match &self.shared.credential {
+            Credential::Token(token) => vec![token.clone()],
+            Credential::Oidc(client) => client.secrets(),
+        }
     }
 
     fn authorization(&self) -> Result<Secret, ApiError> {
