@@ -353,3 +353,128 @@ fn check_lines_never_show_a_token_echoed_by_the_server() {
         assert_token_absent("--check stderr", &run.stderr);
     }
 }
+
+/// Run with `--token-file PATH` and return the finished run and how long it took.
+fn run_token_file(env: &Env, path: &str) -> (Run, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let run = env.run(&["--token-file", path], &small_input());
+    (run, started.elapsed())
+}
+
+#[test]
+fn a_token_file_that_is_a_device_is_refused_at_once() {
+    let env = Env::new(Setup::small());
+    let (run, took) = run_token_file(&env, "/dev/zero");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert!(run.code == 77 || run.code == 78, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the token file /dev/zero is not a regular file"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.fake.requests().is_empty());
+}
+
+#[test]
+fn a_token_file_larger_than_4_kib_is_refused_naming_the_limit() {
+    let env = Env::new(Setup::small());
+    let big = env.dir.join("big-token");
+    write_mode(
+        &big,
+        &format!("{PROVIDER_TOKEN}\n{}", "#".repeat(8000)),
+        0o600,
+    );
+    let (run, _) = run_token_file(&env, big.to_str().unwrap());
+    assert!(run.code == 77 || run.code == 78, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "the token file {} is larger than 4096 bytes (4 KiB)",
+            big.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(env.fake.requests().is_empty());
+}
+
+#[test]
+fn a_token_that_is_not_printable_ascii_is_refused_without_echoing_it() {
+    let env = Env::new(Setup::small());
+    for (name, content, says) in [
+        (
+            "bom",
+            format!("\u{feff}{PROVIDER_TOKEN}\n"),
+            "starts with a UTF-8 byte order mark",
+        ),
+        (
+            "umlaut",
+            format!("{}ä{}\n", &PROVIDER_TOKEN[..20], &PROVIDER_TOKEN[20..]),
+            "not printable ASCII",
+        ),
+        ("latin1", "900d\u{00e9}".to_string(), "not printable ASCII"),
+    ] {
+        let path = env.dir.join(format!("token-{name}"));
+        write_mode(&path, &content, 0o600);
+        let (run, _) = run_token_file(&env, path.to_str().unwrap());
+        assert!(run.code == 77 || run.code == 78, "{name}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&path.display().to_string()),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains(&PROVIDER_TOKEN[..20]),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("900d"), "{}", run.stderr);
+    }
+    assert!(env.fake.requests().is_empty());
+    // The same rule for a token from the environment.
+    let out = env
+        .command()
+        .env("WALDUR_API_TOKEN", format!("\u{feff}{PROVIDER_TOKEN}"))
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 77, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("WALDUR_API_TOKEN: the token starts with a UTF-8 byte order mark"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_token_file_others_can_write_is_refused_naming_chmod_600() {
+    let env = Env::new(Setup::small());
+    for mode in [0o620, 0o602, 0o666] {
+        let path = env.dir.join(format!("token-{mode:o}"));
+        write_mode(&path, PROVIDER_TOKEN, mode);
+        let (run, _) = run_token_file(&env, path.to_str().unwrap());
+        assert!(run.code == 77 || run.code == 78, "{mode:o}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "the token file {} can be written by group or others",
+                path.display()
+            )) && run.stderr.contains("chmod 600"),
+            "{mode:o}: {}",
+            run.stderr
+        );
+    }
+    assert!(env.fake.requests().is_empty());
+    // Readable by a group (a dedicated service group) still works, with a warning.
+    let path = env.dir.join("token-640");
+    write_mode(&path, PROVIDER_TOKEN, 0o640);
+    let (run, _) = run_token_file(&env, path.to_str().unwrap());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("readable by group or others"),
+        "{}",
+        run.stderr
+    );
+}
