@@ -478,3 +478,79 @@ fn a_token_file_others_can_write_is_refused_naming_chmod_600() {
         run.stderr
     );
 }
+
+/// A "proxy" that accepts connections and records every byte it receives, answering nothing.
+fn recording_listener() -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    log.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn a_loopback_waldur_is_never_reached_through_a_proxy() {
+    let env = Env::new(Setup::small());
+    let (proxy, seen) = recording_listener();
+    let out = env
+        .command()
+        .args(["--token-file", env.provider_token.to_str().unwrap()])
+        .args(["--timeout", "2", "--retries", "0"])
+        .env("HTTP_PROXY", &proxy)
+        .env("http_proxy", &proxy)
+        .env("ALL_PROXY", &proxy)
+        .env("HTTPS_PROXY", &proxy)
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!env.fake.requests().is_empty(), "connected directly");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let received = seen.lock().unwrap().clone();
+    assert!(
+        received.is_empty(),
+        "the proxy received: {}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+#[test]
+fn plain_http_through_a_proxy_to_a_remote_host_is_refused() {
+    let env = Env::new(Setup::small());
+    let (proxy, seen) = recording_listener();
+    let remote = env.config_with_url("http://waldur.example.com/api/");
+    let out = env
+        .command_with(&remote)
+        .args(["--token-file", env.provider_token.to_str().unwrap()])
+        .args(["--allow-insecure-http", "--timeout", "2", "--retries", "0"])
+        .env("HTTP_PROXY", &proxy)
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("plain http through the proxy"),
+        "{}",
+        run.stderr
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(seen.lock().unwrap().is_empty());
+}

@@ -229,11 +229,7 @@ impl Client {
             .max_idle_connections_per_host(options.connections.max(1) + 2)
             .max_idle_age(Duration::from_secs(30))
             .tls_config(tls);
-        if let Some(proxy) = &options.proxy {
-            let p = ureq::Proxy::new(proxy)
-                .map_err(|e| format!("global_proxy {proxy:?} is not usable: {e}"))?;
-            config = config.proxy(Some(p));
-        }
+        config = config.proxy(choose_proxy(&base, options.proxy.as_deref())?);
         Ok(Client {
             shared: Arc::new(Shared {
                 agent: config.build().new_agent(),
@@ -576,6 +572,42 @@ impl Client {
             body,
         })
     }
+}
+
+/// The proxy for requests to `base`: `configured` (config `global_proxy`), else the
+/// environment's (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`, lower case too). A loopback Waldur
+/// is always reached directly. Plain http through a proxy is refused: the proxy would read the
+/// token in the clear (and a CONNECT tunnel to port 80 is no better).
+fn choose_proxy(base: &ApiBase, configured: Option<&str>) -> Result<Option<ureq::Proxy>, String> {
+    let proxy = match configured {
+        Some(url) => Some(
+            ureq::Proxy::new(url)
+                .map_err(|e| format!("global_proxy {url:?} is not usable: {e}"))?,
+        ),
+        None => ureq::Proxy::try_from_env(),
+    };
+    let Some(proxy) = proxy else {
+        return Ok(None);
+    };
+    if base.is_loopback() {
+        debug!("{} is a loopback address: no proxy", base.root());
+        return Ok(None);
+    }
+    if !base.is_https() {
+        let source = if configured.is_some() {
+            "global_proxy"
+        } else {
+            "the proxy environment (HTTP_PROXY, http_proxy, ALL_PROXY)"
+        };
+        return Err(format!(
+            "{}: plain http through the proxy {}:{} (from {source}) would hand the API token \
+             to the proxy in clear; use https:// for waldur_api_url, or unset the proxy",
+            base.root(),
+            proxy.host(),
+            proxy.port()
+        ));
+    }
+    Ok(Some(proxy))
 }
 
 enum Attempt {
