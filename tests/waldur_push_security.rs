@@ -279,3 +279,278 @@ fn oidc_config(env: &Env, token_url: &str) -> std::path::PathBuf {
     write_mode(&config, &yaml, 0o600);
     config
 }
+
+/// The token in any form a debug page could show it: the exact value, and the header line.
+fn assert_token_absent(what: &str, text: &str) {
+    for secret in [PROVIDER_TOKEN, STAFF_TOKEN] {
+        assert!(!text.contains(secret), "{what} shows the token:\n{text}");
+        // A prefix long enough to identify it (a truncated message must not leak one either).
+        assert!(
+            !text.contains(&secret[..16]),
+            "{what} shows part of the token:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn error_bodies_that_echo_the_request_headers_never_show_the_token() {
+    // A 400 whose DRF detail quotes the headers, and a 500 debug page listing them: in the
+    // result records' reasons (stdout), the warnings and errors (stderr).
+    for status in [400, 500] {
+        let env = Env::new(Setup::small());
+        env.fake.inject(
+            support::fake_waldur::Fault::new(
+                "POST",
+                "set_usage/",
+                support::fake_waldur::FaultKind::EchoHeaders(status),
+            )
+            .times(100),
+        );
+        let run = env.run(&["--log-level", "debug"], &small_input());
+        assert_eq!(
+            run.code,
+            if status == 400 { 76 } else { 75 },
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("authorization: Token [redacted]"),
+            "the message stays useful, only the key is gone:\n{}",
+            run.stderr
+        );
+        let reasons: Vec<String> = run.outcomes().into_iter().filter_map(|o| o.4).collect();
+        assert!(
+            reasons.iter().any(|r| r.contains("Token [redacted]")),
+            "{reasons:?}"
+        );
+        assert_token_absent("stdout", &run.stdout);
+        assert_token_absent("stderr", &run.stderr);
+    }
+}
+
+#[test]
+fn check_lines_never_show_a_token_echoed_by_the_server() {
+    for status in [400, 500] {
+        let env = Env::new(Setup::small());
+        env.fake.inject(
+            support::fake_waldur::Fault::new(
+                "GET",
+                "",
+                support::fake_waldur::FaultKind::EchoHeaders(status),
+            )
+            .times(1000),
+        );
+        let run = env.run(&["--check", "--retries", "0"], "");
+        assert_ne!(run.code, 0, "{}", run.stdout);
+        assert!(run.stdout.contains("FAIL"), "{}", run.stdout);
+        assert!(
+            format!("{}{}", run.stdout, run.stderr).contains("[redacted]"),
+            "{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        assert_token_absent("--check stdout", &run.stdout);
+        assert_token_absent("--check stderr", &run.stderr);
+    }
+}
+
+/// Run with `--token-file PATH` and return the finished run and how long it took.
+fn run_token_file(env: &Env, path: &str) -> (Run, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let run = env.run(&["--token-file", path], &small_input());
+    (run, started.elapsed())
+}
+
+#[test]
+fn a_token_file_that_is_a_device_is_refused_at_once() {
+    let env = Env::new(Setup::small());
+    let (run, took) = run_token_file(&env, "/dev/zero");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert!(run.code == 77 || run.code == 78, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the token file /dev/zero is not a regular file"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.fake.requests().is_empty());
+}
+
+#[test]
+fn a_token_file_larger_than_4_kib_is_refused_naming_the_limit() {
+    let env = Env::new(Setup::small());
+    let big = env.dir.join("big-token");
+    write_mode(
+        &big,
+        &format!("{PROVIDER_TOKEN}\n{}", "#".repeat(8000)),
+        0o600,
+    );
+    let (run, _) = run_token_file(&env, big.to_str().unwrap());
+    assert!(run.code == 77 || run.code == 78, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "the token file {} is larger than 4096 bytes (4 KiB)",
+            big.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(env.fake.requests().is_empty());
+}
+
+#[test]
+fn a_token_that_is_not_printable_ascii_is_refused_without_echoing_it() {
+    let env = Env::new(Setup::small());
+    for (name, content, says) in [
+        (
+            "bom",
+            format!("\u{feff}{PROVIDER_TOKEN}\n"),
+            "starts with a UTF-8 byte order mark",
+        ),
+        (
+            "umlaut",
+            format!("{}ä{}\n", &PROVIDER_TOKEN[..20], &PROVIDER_TOKEN[20..]),
+            "not printable ASCII",
+        ),
+        ("latin1", "900d\u{00e9}".to_string(), "not printable ASCII"),
+    ] {
+        let path = env.dir.join(format!("token-{name}"));
+        write_mode(&path, &content, 0o600);
+        let (run, _) = run_token_file(&env, path.to_str().unwrap());
+        assert!(run.code == 77 || run.code == 78, "{name}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&path.display().to_string()),
+            "{name}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains(&PROVIDER_TOKEN[..20]),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("900d"), "{}", run.stderr);
+    }
+    assert!(env.fake.requests().is_empty());
+    // The same rule for a token from the environment.
+    let out = env
+        .command()
+        .env("WALDUR_API_TOKEN", format!("\u{feff}{PROVIDER_TOKEN}"))
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 77, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("WALDUR_API_TOKEN: the token starts with a UTF-8 byte order mark"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_token_file_others_can_write_is_refused_naming_chmod_600() {
+    let env = Env::new(Setup::small());
+    for mode in [0o620, 0o602, 0o666] {
+        let path = env.dir.join(format!("token-{mode:o}"));
+        write_mode(&path, PROVIDER_TOKEN, mode);
+        let (run, _) = run_token_file(&env, path.to_str().unwrap());
+        assert!(run.code == 77 || run.code == 78, "{mode:o}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "the token file {} can be written by group or others",
+                path.display()
+            )) && run.stderr.contains("chmod 600"),
+            "{mode:o}: {}",
+            run.stderr
+        );
+    }
+    assert!(env.fake.requests().is_empty());
+    // Readable by a group (a dedicated service group) still works, with a warning.
+    let path = env.dir.join("token-640");
+    write_mode(&path, PROVIDER_TOKEN, 0o640);
+    let (run, _) = run_token_file(&env, path.to_str().unwrap());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("readable by group or others"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A "proxy" that accepts connections and records every byte it receives, answering nothing.
+fn recording_listener() -> (String, Arc<Mutex<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    log.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn a_loopback_waldur_is_never_reached_through_a_proxy() {
+    let env = Env::new(Setup::small());
+    let (proxy, seen) = recording_listener();
+    let out = env
+        .command()
+        .args(["--token-file", env.provider_token.to_str().unwrap()])
+        .args(["--timeout", "2", "--retries", "0"])
+        .env("HTTP_PROXY", &proxy)
+        .env("http_proxy", &proxy)
+        .env("ALL_PROXY", &proxy)
+        .env("HTTPS_PROXY", &proxy)
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!env.fake.requests().is_empty(), "connected directly");
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let received = seen.lock().unwrap().clone();
+    assert!(
+        received.is_empty(),
+        "the proxy received: {}",
+        String::from_utf8_lossy(&received)
+    );
+}
+
+#[test]
+fn plain_http_through_a_proxy_to_a_remote_host_is_refused() {
+    let env = Env::new(Setup::small());
+    let (proxy, seen) = recording_listener();
+    let remote = env.config_with_url("http://waldur.example.com/api/");
+    let out = env
+        .command_with(&remote)
+        .args(["--token-file", env.provider_token.to_str().unwrap()])
+        .args(["--allow-insecure-http", "--timeout", "2", "--retries", "0"])
+        .env("HTTP_PROXY", &proxy)
+        .write_stdin(small_input())
+        .output()
+        .unwrap();
+    let run = Run::from(out);
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("plain http through the proxy"),
+        "{}",
+        run.stderr
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(seen.lock().unwrap().is_empty());
+}

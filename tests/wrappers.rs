@@ -18,7 +18,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, STAFF_TOKEN, Setup};
+use support::fake_waldur::{FakeWaldur, Fault, FaultKind, PROVIDER_TOKEN, STAFF_TOKEN, Setup};
 
 /// What the fake sacct prints (`--parsable2 --noheader`, the default `--format`:
 /// JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES).
@@ -434,6 +434,31 @@ fn results_file_holds_the_result_records_the_summary_counts() {
         counts.get("updated").copied().unwrap_or(0) >= 2,
         "{counts:?}"
     );
+}
+
+#[test]
+fn a_server_echoing_the_token_in_its_error_body_never_puts_it_in_the_results_file() {
+    let rig = Rig::new("echo-token");
+    rig.fake
+        .inject(Fault::new("POST", "set_usage/", FaultKind::EchoHeaders(400)).times(100));
+    let results = rig.dir.path("results.jsonl");
+    let out = run(rig.report(&["--results", results.to_str().unwrap()]));
+    assert!(!out.status.success(), "{}", describe(&out));
+    let records = std::fs::read_to_string(&results).unwrap();
+    assert!(
+        records.contains("Token [redacted]"),
+        "the failed records say what the server said, without the key:\n{records}"
+    );
+    for (what, text) in [
+        ("results file", records),
+        ("stdout", text(&out.stdout)),
+        ("stderr", text(&out.stderr)),
+    ] {
+        assert!(
+            !text.contains(PROVIDER_TOKEN) && !text.contains(&PROVIDER_TOKEN[..16]),
+            "{what} shows the token:\n{text}"
+        );
+    }
 }
 
 #[test]

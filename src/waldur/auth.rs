@@ -181,7 +181,16 @@ pub fn resolve(sources: &TokenSources<'_>) -> Result<Resolved, ApiError> {
     )))
 }
 
+/// Largest token file read: a token is 40 characters, a JWT a few hundred.
+pub const MAX_TOKEN_FILE: u64 = 4096;
+
 fn check_token(value: &str, source: &str) -> Result<Secret, ApiError> {
+    if value.starts_with('\u{feff}') {
+        return Err(ApiError::Credentials(format!(
+            "{source}: the token starts with a UTF-8 byte order mark (saved by an editor that \
+             adds one?); save it as plain ASCII text"
+        )));
+    }
     let value = value.trim();
     if value.is_empty() {
         return Err(ApiError::Credentials(format!(
@@ -193,26 +202,80 @@ fn check_token(value: &str, source: &str) -> Result<Secret, ApiError> {
             "{source}: the token contains spaces or control characters (is it more than one line?)"
         )));
     }
+    if !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::Credentials(format!(
+            "{source}: the token contains characters that are not printable ASCII; a Waldur \
+             token is plain ASCII text"
+        )));
+    }
     Ok(Secret::new(value))
 }
 
+/// Read a token file, refusing what cannot be a token file: not a regular file or pipe (a
+/// device such as `/dev/zero` would be read forever), more than [`MAX_TOKEN_FILE`] bytes, or
+/// writable by group or others (anyone who may write it can swap the token). Readable by group
+/// or others only warns: a dedicated service group is a legitimate setup.
 fn read_token_file(path: &Path, warnings: &mut Vec<String>) -> Result<Secret, ApiError> {
-    use std::os::unix::fs::PermissionsExt;
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let shown = path.display();
+    let refuse = |why: String| ApiError::Credentials(format!("the token file {shown} {why}"));
+    // The type first, without opening: opening a FIFO without a writer would block.
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ApiError::Credentials(format!("cannot read the token file {shown}: {e}")))?;
+    let kind = meta.file_type();
+    if !kind.is_file() && !kind.is_fifo() {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "something else"
+        };
+        return Err(refuse(format!(
+            "is not a regular file ({what}); put the token in a file of its own"
+        )));
+    }
+    let mode = meta.permissions().mode();
+    if kind.is_file() && mode & 0o022 != 0 {
+        return Err(refuse(format!(
+            "can be written by group or others (mode {:03o}), so anyone could replace the \
+             token; run `chmod 600` on it",
+            mode & 0o777
+        )));
+    }
+    let too_big = || {
+        refuse(format!(
+            "is larger than {MAX_TOKEN_FILE} bytes (4 KiB); it must hold only the token"
+        ))
+    };
+    if kind.is_file() && meta.len() > MAX_TOKEN_FILE {
+        return Err(too_big());
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|e| ApiError::Credentials(format!("cannot read the token file {shown}: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TOKEN_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ApiError::Credentials(format!("cannot read the token file {shown}: {e}")))?;
+    if bytes.len() as u64 > MAX_TOKEN_FILE {
+        return Err(too_big());
+    }
+    let source = format!("token file {shown}");
+    let text = String::from_utf8(bytes).map_err(|_| {
         ApiError::Credentials(format!(
-            "cannot read the token file {}: {e}",
-            path.display()
+            "{source}: the token contains characters that are not printable ASCII; a Waldur \
+             token is plain ASCII text"
         ))
     })?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o044 != 0 {
-            warnings.push(format!(
-                "the token file {} is readable by group or others; run `chmod 600` on it",
-                path.display()
-            ));
-        }
+    if mode & 0o044 != 0 && kind.is_file() {
+        warnings.push(format!(
+            "the token file {shown} is readable by group or others; run `chmod 600` on it"
+        ));
     }
-    check_token(&text, &format!("token file {}", path.display()))
+    check_token(&text, &source)
 }
 
 /// The `Authorization` header value for a static token.
@@ -265,6 +328,16 @@ impl OidcClient {
         Ok(Secret::new(format!("Bearer {}", token.expose())))
     }
 
+    /// The client secret and the cached access token: what a message must never show.
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut out = vec![self.settings.client_secret.clone()];
+        let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((token, _)) = cached.as_ref() {
+            out.push(token.clone());
+        }
+        out
+    }
+
     fn fetch(
         &self,
         agent: &ureq::Agent,
@@ -305,12 +378,15 @@ impl OidcClient {
                 method: "POST".into(),
                 path: format!("OIDC token endpoint {}", s.token_url),
                 status,
-                message: server_message(&body),
+                message: server_message(&body, &[s.client_secret.expose()]),
                 attempts: 1,
             });
         }
         if !(200..300).contains(&status) {
-            return Err(fail(format!("HTTP {status}: {}", server_message(&body))));
+            return Err(fail(format!(
+                "HTTP {status}: {}",
+                server_message(&body, &[s.client_secret.expose()])
+            )));
         }
         let value: serde_json::Value =
             serde_json::from_str(&body).map_err(|_| fail("the answer is not JSON".into()))?;

@@ -138,14 +138,25 @@ impl std::error::Error for ApiError {}
 /// errors as compact JSON, the title of an HTML page (Django and proxies answer unknown paths
 /// and outages with whole pages), or the start of a text body.
 ///
+/// This is the one place where a server's body becomes a message, so it is where credentials
+/// are removed: the body is [`redact`]ed (with `secrets`, the values this run sends) before
+/// anything is taken from it. A debug page or a proxy that echoes the request headers then
+/// cannot put the token into a log, a `result` record or a `--check` line.
+///
 /// ```
 /// use waldur_usage::waldur::error::server_message;
 /// let page = "<!doctype html>\n<html><head><title>Not Found</title></head>\n\
 ///             <body><h1>Not Found</h1><p>The requested resource was not found.</p></body></html>";
-/// assert_eq!(server_message(page), "Not Found (HTML page)");
+/// assert_eq!(server_message(page, &[]), "Not Found (HTML page)");
+/// let echo = r#"{"detail": "bad request; headers: Authorization: Token 0123abcd0123abcd"}"#;
+/// assert_eq!(
+///     server_message(echo, &["0123abcd0123abcd"]),
+///     "bad request; headers: Authorization: Token [redacted]"
+/// );
 /// ```
-pub fn server_message(body: &str) -> String {
-    let trimmed = body.trim();
+pub fn server_message(body: &str, secrets: &[&str]) -> String {
+    let redacted = redact(body, secrets);
+    let trimmed = redacted.trim();
     if trimmed.is_empty() {
         return "(empty body)".into();
     }
@@ -160,6 +171,80 @@ pub fn server_message(body: &str) -> String {
     }
     let text: String = trimmed.split_whitespace().collect::<Vec<_>>().join(" ");
     truncate(&text, 300)
+}
+
+/// What replaces a credential in a message.
+pub const REDACTED: &str = "[redacted]";
+
+/// Remove credentials from a text that came from a server: every occurrence of one of
+/// `secrets` (exact match; empty ones are ignored) becomes `[redacted]`, and so does the key of
+/// any `Token <key>` or `Bearer <key>` (scheme matched case-insensitively, as a whole word;
+/// the key is the run of characters up to the next whitespace or quote) that looks like a
+/// credential: at least 8 characters with a digit in them, or at least 20. The length rule
+/// keeps DRF's own messages readable: `Token has expired.` stays as it is.
+///
+/// ```
+/// use waldur_usage::waldur::error::redact;
+/// assert_eq!(
+///     redact("Authorization: BEARER eyJhbGciOi.x1.y2 next", &[]),
+///     "Authorization: BEARER [redacted] next"
+/// );
+/// assert_eq!(redact("key=s3cr3t-value!", &["s3cr3t-value"]), "key=[redacted]!");
+/// assert_eq!(redact("Token has expired.", &[]), "Token has expired.");
+/// ```
+pub fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if out.contains(secret) {
+            out = out.replace(secret, REDACTED);
+        }
+    }
+    redact_schemes(&out)
+}
+
+/// The `Token <key>` / `Bearer <key>` part of [`redact`].
+fn redact_schemes(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let word_start = i == 0 || !bytes[i - 1].is_ascii_alphanumeric();
+        let scheme = ["token", "bearer"].into_iter().find(|s| {
+            bytes.len() >= i + s.len() && bytes[i..i + s.len()].eq_ignore_ascii_case(s.as_bytes())
+        });
+        let Some(scheme) = scheme.filter(|_| word_start) else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + scheme.len();
+        let spaces = j;
+        while j < bytes.len() && (bytes[j] == b' ' || bytes[j] == b'\t') {
+            j += 1;
+        }
+        if j == spaces {
+            i += scheme.len();
+            continue;
+        }
+        let key_start = j;
+        while j < bytes.len()
+            && !bytes[j].is_ascii_whitespace()
+            && !matches!(bytes[j], b'"' | b'\'' | b'`')
+        {
+            j += 1;
+        }
+        let key = &text[key_start..j];
+        let looks_secret = key != REDACTED
+            && (key.len() >= 20 || (key.len() >= 8 && key.bytes().any(|b| b.is_ascii_digit())));
+        if looks_secret {
+            out.push_str(&text[copied..key_start]);
+            out.push_str(REDACTED);
+            copied = j;
+        }
+        i = j.max(i + 1);
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// The `<title>`, else the first `<h1>`..`<h3>`, else all text of a body that looks like HTML.
@@ -222,40 +307,73 @@ fn truncate(text: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    fn msg(body: &str) -> String {
+        server_message(body, &[])
+    }
+
+    #[test]
+    fn credentials_are_redacted_from_server_bodies() {
+        let token = "0123456789abcdef0123456789abcdef01234567";
+        let echo = format!(
+            "<html><body><p>Request headers: Host: w; Authorization: Token {token}; \
+             X-Other: bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln</p></body></html>"
+        );
+        let m = server_message(&echo, &[token]);
+        assert!(!m.contains(token) && !m.contains("eyJ"), "{m}");
+        assert!(m.contains("Authorization: Token [redacted];"), "{m}");
+        assert!(m.contains("bearer [redacted]"), "{m}");
+        // The exact value goes wherever it is, with or without a scheme before it.
+        let json = format!(r#"{{"detail": "echo: HTTP_AUTHORIZATION='{token}'"}}"#);
+        assert_eq!(
+            server_message(&json, &[token]),
+            "echo: HTTP_AUTHORIZATION='[redacted]'"
+        );
+        // A token cut off by the 300-character limit cannot leak a prefix: redaction is first.
+        let long = format!("{} Token {token}", "x".repeat(280));
+        assert!(!msg(&long).contains("0123456789abcdef"), "{}", msg(&long));
+        // DRF's own messages are left alone.
+        assert_eq!(
+            msg(r#"{"detail": "Token has expired."}"#),
+            "Token has expired."
+        );
+        assert_eq!(redact("Tokenize 12345678abc", &[]), "Tokenize 12345678abc");
+        assert_eq!(redact("mytoken 12345678abc", &[]), "mytoken 12345678abc");
+        assert_eq!(redact("TOKEN\t12345678abc\"", &[]), "TOKEN\t[redacted]\"");
+        assert_eq!(redact("Bearer", &[]), "Bearer");
+        assert_eq!(
+            redact("ünï Token 12345678abc ü", &[""]),
+            "ünï Token [redacted] ü"
+        );
+    }
+
     #[test]
     fn server_messages_are_short_and_readable() {
+        assert_eq!(msg(r#"{"detail": "Invalid token."}"#), "Invalid token.");
         assert_eq!(
-            server_message(r#"{"detail": "Invalid token."}"#),
-            "Invalid token."
-        );
-        assert_eq!(
-            server_message(r#"{"usages": [{}, {"amount": ["Ensure..."]}]}"#),
+            msg(r#"{"usages": [{}, {"amount": ["Ensure..."]}]}"#),
             r#"{"usages":[{},{"amount":["Ensure..."]}]}"#
         );
         assert_eq!(
-            server_message("<html>\n <body>Bad   Gateway</body></html>"),
+            msg("<html>\n <body>Bad   Gateway</body></html>"),
             "Bad Gateway (HTML page)"
         );
         assert_eq!(
-            server_message("<h1>Server Error (503)</h1>"),
+            msg("<h1>Server Error (503)</h1>"),
             "Server Error (503) (HTML page)"
         );
         let nginx = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n\
                      <center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n\
                      </body>\r\n</html>\r\n";
-        assert_eq!(server_message(nginx), "502 Bad Gateway (HTML page)");
+        assert_eq!(msg(nginx), "502 Bad Gateway (HTML page)");
         let django = format!(
             "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n  <title>Page not found at /api/x/</title>\n\
              </head>\n<body>{}</body></html>",
             "<p>Using the URLconf ...</p>\n".repeat(200)
         );
-        assert_eq!(
-            server_message(&django),
-            "Page not found at /api/x/ (HTML page)"
-        );
-        assert_eq!(server_message("<3 plain text"), "<3 plain text");
-        assert_eq!(server_message(""), "(empty body)");
-        assert_eq!(server_message(&"x".repeat(400)).len(), 303);
+        assert_eq!(msg(&django), "Page not found at /api/x/ (HTML page)");
+        assert_eq!(msg("<3 plain text"), "<3 plain text");
+        assert_eq!(msg(""), "(empty body)");
+        assert_eq!(msg(&"x".repeat(400)).len(), 303);
     }
 
     #[test]

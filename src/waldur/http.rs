@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use ureq::http::HeaderMap;
 
 use super::auth::{Credential, token_header};
-use super::error::{ApiError, server_message};
+use super::error::{ApiError, redact, server_message};
 use super::url::{ApiBase, Query};
 use crate::config::Secret;
 use crate::{debug, warn};
@@ -229,11 +229,7 @@ impl Client {
             .max_idle_connections_per_host(options.connections.max(1) + 2)
             .max_idle_age(Duration::from_secs(30))
             .tls_config(tls);
-        if let Some(proxy) = &options.proxy {
-            let p = ureq::Proxy::new(proxy)
-                .map_err(|e| format!("global_proxy {proxy:?} is not usable: {e}"))?;
-            config = config.proxy(Some(p));
-        }
+        config = config.proxy(choose_proxy(&base, options.proxy.as_deref())?);
         Ok(Client {
             shared: Arc::new(Shared {
                 agent: config.build().new_agent(),
@@ -458,9 +454,11 @@ impl Client {
                             ),
                         }
                     } else {
-                        let mut message = server_message(&reply.body);
+                        let secrets = self.secrets();
+                        let secrets: Vec<&str> = secrets.iter().map(|s| s.expose()).collect();
+                        let mut message = server_message(&reply.body, &secrets);
                         if (300..400).contains(&status) {
-                            let to = reply.header("location").unwrap_or("?");
+                            let to = redact(reply.header("location").unwrap_or("?"), &secrets);
                             message = format!(
                                 "redirected to {to}; check waldur_api_url (scheme, host, path)"
                             );
@@ -515,6 +513,15 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The credential values this client sends (the token; for OIDC the client secret and the
+    /// access token in use), which must never appear in a message.
+    fn secrets(&self) -> Vec<Secret> {
+        match &self.shared.credential {
+            Credential::Token(token) => vec![token.clone()],
+            Credential::Oidc(client) => client.secrets(),
+        }
+    }
+
     fn authorization(&self) -> Result<Secret, ApiError> {
         let shared = &self.shared;
         match &shared.credential {
@@ -565,6 +572,42 @@ impl Client {
             body,
         })
     }
+}
+
+/// The proxy for requests to `base`: `configured` (config `global_proxy`), else the
+/// environment's (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`, lower case too). A loopback Waldur
+/// is always reached directly. Plain http through a proxy is refused: the proxy would read the
+/// token in the clear (and a CONNECT tunnel to port 80 is no better).
+fn choose_proxy(base: &ApiBase, configured: Option<&str>) -> Result<Option<ureq::Proxy>, String> {
+    let proxy = match configured {
+        Some(url) => Some(
+            ureq::Proxy::new(url)
+                .map_err(|e| format!("global_proxy {url:?} is not usable: {e}"))?,
+        ),
+        None => ureq::Proxy::try_from_env(),
+    };
+    let Some(proxy) = proxy else {
+        return Ok(None);
+    };
+    if base.is_loopback() {
+        debug!("{} is a loopback address: no proxy", base.root());
+        return Ok(None);
+    }
+    if !base.is_https() {
+        let source = if configured.is_some() {
+            "global_proxy"
+        } else {
+            "the proxy environment (HTTP_PROXY, http_proxy, ALL_PROXY)"
+        };
+        return Err(format!(
+            "{}: plain http through the proxy {}:{} (from {source}) would hand the API token \
+             to the proxy in clear; use https:// for waldur_api_url, or unset the proxy",
+            base.root(),
+            proxy.host(),
+            proxy.port()
+        ));
+    }
+    Ok(Some(proxy))
 }
 
 enum Attempt {

@@ -76,6 +76,10 @@ pub enum FaultKind {
     Reset,
     /// 200 with a body that is not JSON (claiming `application/json`), without touching state.
     Garbage,
+    /// Answer with this status and a body that echoes the request's headers, `Authorization`
+    /// included, as a debug page or a careless proxy does: an HTML page without a title for
+    /// 5xx, DRF's `{"detail": "... <headers> ..."}` otherwise. Without touching state.
+    EchoHeaders(u16),
 }
 
 /// What the server does about a request after consulting the faults.
@@ -89,7 +93,13 @@ pub enum Decision {
 }
 
 /// Consumes the first fault that matches and says what to do.
-pub fn decide(faults: &mut Vec<Fault>, method: &str, target: &str, body: &[u8]) -> Decision {
+pub fn decide(
+    faults: &mut Vec<Fault>,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Decision {
     let Some(i) = faults.iter().position(|f| f.matches(method, target, body)) else {
         return Decision::Proceed;
     };
@@ -125,6 +135,35 @@ pub fn decide(faults: &mut Vec<Fault>, method: &str, target: &str, body: &[u8]) 
             ),
             status: 429,
         },
+        FaultKind::EchoHeaders(status) => {
+            // Authorization first, so that a message cut short still reaches it.
+            let mut echoed: Vec<String> = headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            echoed.sort_by_key(|h| !h.starts_with("authorization:"));
+            let response = if status >= 500 {
+                Response {
+                    status,
+                    headers: vec![("Content-Type".into(), "text/html".into())],
+                    body: format!(
+                        "<html><body><p>Request headers: {}</p>\
+                         <p>Internal error while handling {method} {target}.</p></body></html>",
+                        echoed.join("; ")
+                    )
+                    .into_bytes(),
+                    head_only: false,
+                }
+            } else {
+                Response::json(
+                    status,
+                    &serde_json::json!({
+                        "detail": format!("Rejected, headers: {}; request {method} {target}", echoed.join(", "))
+                    }),
+                )
+            };
+            Decision::Replace {
+                outcome: Outcome::Respond(response),
+                status,
+            }
+        }
         FaultKind::Status(status) if status >= 500 => Decision::Replace {
             outcome: Outcome::Respond(Response {
                 status,

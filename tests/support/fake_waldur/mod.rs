@@ -261,6 +261,7 @@ fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
         &mut lock(&shared.faults),
         &req.method,
         &req.target,
+        &req.headers,
         &req.body,
     );
     let (outcome, status) = match decision {
