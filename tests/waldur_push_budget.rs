@@ -24,7 +24,12 @@ fn input(period_key: &str, scale: u64) -> String {
             period_key,
             &account,
             None,
-            &[("cpu", &v(3 * i)), ("mem", &v(30 * i)), ("gres/gpu", &v(i))],
+            // No user is above its total (gres/gpu: users 3i-2..3i, total 9i).
+            &[
+                ("cpu", &v(3 * i)),
+                ("mem", &v(30 * i)),
+                ("gres/gpu", &v(9 * i)),
+            ],
         ));
         for u in (3 * i - 2)..=(3 * i) {
             lines.push(usage(
