@@ -542,3 +542,37 @@ fn a_short_count_or_a_bad_line_refuses_the_period_but_not_the_others() {
     );
     assert!(env.fake.usages().is_empty());
 }
+
+#[test]
+fn an_endless_link_chain_stops_with_an_error_naming_the_listing() {
+    // Same rows on every page; new rows beyond what X-Result-Count announced; new rows and
+    // no count at all (only the page cap stops that one).
+    for (fresh, counted, says) in [
+        (false, true, "is a page already read"),
+        (true, true, "more pages than the"),
+        (true, false, "pages, the most one listing may have"),
+    ] {
+        let env = Env::new(Setup::small());
+        env.fake.inject(
+            Fault::new(
+                "GET",
+                "/api/marketplace-provider-resources/",
+                FaultKind::EndlessPages { fresh, counted },
+            )
+            .times(1_000_000),
+        );
+        let started = Instant::now();
+        let run = env.run(&[], &march_input());
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(60), "took {took:?}");
+        assert_eq!(run.code, 76, "{fresh} {counted}: {}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("GET /api/marketplace-provider-resources/: unreadable answer:")
+                && run.stderr.contains(says),
+            "{fresh} {counted}: {}",
+            run.stderr
+        );
+        assert!(env.posts().is_empty());
+    }
+}

@@ -35,6 +35,12 @@ pub const USER_AGENT: &str = concat!("waldur-usage/", env!("CARGO_PKG_VERSION"))
 /// Page size asked for in every list (Waldur's maximum).
 pub const PAGE_SIZE: u32 = 300;
 
+/// Most pages one listing may have (600,000 rows at [`PAGE_SIZE`], far above any offering's
+/// month: 5,000 resources x 5 components is 84 pages): a server whose `Link`
+/// header never ends is stopped here, if neither a repeated page nor `X-Result-Count` stop it
+/// first.
+pub const MAX_PAGES: u64 = 2_000;
+
 /// When and how long to wait before trying a request again.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
@@ -308,29 +314,63 @@ impl Client {
             result_count: None,
             pages: 0,
         };
+        let fail = |detail: String| ApiError::Decode {
+            method: "GET".into(),
+            path: self.display_path(path),
+            detail,
+        };
+        // A hash of each whole page read, to see a server that serves the same page again.
+        // (Rows that move between pages of an order with ties are a different matter, left to
+        // the caller: see `api::listing_gap`.)
+        let mut page_hashes = std::collections::HashSet::new();
+        let mut page_len: u64 = 0;
         let mut page: u64 = 1;
         loop {
             if page > 1 {
                 query.set("page", page.to_string());
             }
-            let (mut batch, reply) = self.get_json::<Vec<T>>(path, &query)?;
+            let (rows, reply) = self.get_json::<Vec<serde_json::Value>>(path, &query)?;
             if listing.pages == 0 {
                 listing.result_count = reply
                     .header("x-result-count")
                     .and_then(|c| c.trim().parse().ok());
+                page_len = rows.len() as u64;
             }
             listing.pages += 1;
-            listing.items.append(&mut batch);
+            let repeated = !rows.is_empty()
+                && !page_hashes.insert(hash_of(&serde_json::Value::Array(rows.clone())));
+            if repeated {
+                return Err(fail(format!(
+                    "page {page} is a page already read; the server's pagination is broken"
+                )));
+            }
+            for row in rows {
+                listing
+                    .items
+                    .push(serde_json::from_value(row).map_err(|e| fail(e.to_string()))?);
+            }
+            if let Some(count) = listing.result_count {
+                let announced = count.div_ceil(page_len.max(1)).max(1);
+                if listing.pages > announced + 1 {
+                    return Err(fail(format!(
+                        "more pages than the {announced} that X-Result-Count {count} announces \
+                         ({} read); the server's pagination is broken",
+                        listing.pages
+                    )));
+                }
+            }
             match next_page(reply.header("link")) {
+                Some(_) if listing.pages >= MAX_PAGES => {
+                    return Err(fail(format!(
+                        "still a next page after {MAX_PAGES} pages, the most one listing may \
+                         have; the server's pagination is broken"
+                    )));
+                }
                 Some(next) if next > page => page = next,
                 Some(next) => {
-                    return Err(ApiError::Decode {
-                        method: "GET".into(),
-                        path: self.display_path(path),
-                        detail: format!(
-                            "the Link header points back to page {next} from page {page}"
-                        ),
-                    });
+                    return Err(fail(format!(
+                        "the Link header points back to page {next} from page {page}"
+                    )));
                 }
                 None => return Ok(listing),
             }
@@ -681,6 +721,13 @@ fn next_page(link: Option<&str>) -> Option<u64> {
         return Query::parse(query).get("page")?.parse().ok();
     }
     None
+}
+
+/// A hash of a JSON value, to recognise a page seen before without keeping it twice.
+fn hash_of(value: &serde_json::Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(value.to_string().as_bytes());
+    h.finish()
 }
 
 /// A random number for jitter, without a random-number crate: `RandomState` is seeded from the

@@ -80,6 +80,16 @@ pub enum FaultKind {
     /// included, as a debug page or a careless proxy does: an HTML page without a title for
     /// 5xx, DRF's `{"detail": "... <headers> ..."}` otherwise. Without touching state.
     EchoHeaders(u16),
+    /// A list that never ends: the request is answered as if it asked for page 1, with a
+    /// `Link: <...page=N+1>; rel="next"` on every page. `fresh`: each page's rows get new
+    /// UUIDs (else every page repeats page 1). `counted`: keep page 1's `X-Result-Count` (else
+    /// drop it, so that only a page cap can stop a client). Set `times` high.
+    EndlessPages {
+        /// New UUIDs on every page.
+        fresh: bool,
+        /// Keep `X-Result-Count`.
+        counted: bool,
+    },
 }
 
 /// What the server does about a request after consulting the faults.
@@ -88,6 +98,13 @@ pub enum Decision {
     Proceed,
     /// Sleep, then handle normally.
     DelayThenProceed(Duration),
+    /// Handle as page 1, then rewrite the answer into an endless chain of pages.
+    EndlessPages {
+        /// New UUIDs on every page.
+        fresh: bool,
+        /// Keep `X-Result-Count`.
+        counted: bool,
+    },
     /// Give this outcome instead of handling; `status` is what the log records.
     Replace { outcome: Outcome, status: u16 },
 }
@@ -110,6 +127,7 @@ pub fn decide(
     }
     match kind {
         FaultKind::Delay(d) => Decision::DelayThenProceed(d),
+        FaultKind::EndlessPages { fresh, counted } => Decision::EndlessPages { fresh, counted },
         FaultKind::Reset => Decision::Replace {
             outcome: Outcome::Reset,
             status: 0,

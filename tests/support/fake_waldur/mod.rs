@@ -266,6 +266,11 @@ fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
     );
     let (outcome, status) = match decision {
         Decision::Replace { outcome, status } => (outcome, status),
+        Decision::EndlessPages { fresh, counted } => {
+            let response = endless_page(shared, req, fresh, counted);
+            let status = response.status;
+            (Outcome::Respond(response), status)
+        }
         Decision::DelayThenProceed(d) => {
             std::thread::sleep(d);
             let response = respond(shared, req);
@@ -287,6 +292,41 @@ fn handle(shared: &Shared, req: &Request) -> (Outcome, String) {
     };
     record(shared, req, status);
     (outcome, date)
+}
+
+/// [`FaultKind::EndlessPages`]: page 1's answer, with a next link to page N+1 always.
+fn endless_page(shared: &Shared, req: &Request, fresh: bool, counted: bool) -> Response {
+    let page: u64 = req
+        .query
+        .iter()
+        .find(|(k, _)| k == "page")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(1);
+    let mut first = req.clone();
+    first.query.retain(|(k, _)| k != "page");
+    let mut response = respond(shared, &first);
+    if fresh {
+        if let Ok(serde_json::Value::Array(mut rows)) = serde_json::from_slice(&response.body) {
+            for (i, row) in rows.iter_mut().enumerate() {
+                if let Some(uuid) = row.get_mut("uuid") {
+                    *uuid =
+                        serde_json::Value::String(format!("{:032x}", page * 1_000_000 + i as u64));
+                }
+            }
+            response.body = serde_json::to_vec(&rows).expect("JSON values serialise");
+        }
+    }
+    response
+        .headers
+        .retain(|(k, _)| k != "Link" && (counted || k != "X-Result-Count"));
+    let mut others: Vec<String> = first
+        .query
+        .iter()
+        .map(|(k, v)| format!("{}={}", http::form_encode(k), http::form_encode(v)))
+        .collect();
+    others.push(format!("page={}", page + 1));
+    let next = format!("{}{}?{}", lock(&shared.origin), req.path, others.join("&"));
+    response.with_header("Link", format!("<{next}>; rel=\"next\""))
 }
 
 fn respond(shared: &Shared, req: &Request) -> Response {
