@@ -554,3 +554,75 @@ fn plain_http_through_a_proxy_to_a_remote_host_is_refused() {
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(seen.lock().unwrap().is_empty());
 }
+
+#[test]
+fn an_untrusted_certificate_is_not_retried_and_exits_78_naming_the_trust_store() {
+    // A TLS server with a self-signed certificate (openssl, installed by .ci/ops-checks): the
+    // certificate will not become trusted by waiting, so one attempt, exit 78.
+    let env = Env::new(Setup::small());
+    let dir = env.dir.join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-days", "1", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl is installed (apt-get install openssl)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+        ])
+        .arg(dir.join("cert.pem"))
+        .arg("-key")
+        .arg(dir.join("key.pem"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "s_server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let config = env.config_with_url(&format!("https://127.0.0.1:{port}/api/"));
+    let run = env.run_with(&config, &["--retries", "3"], &small_input());
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(run.code, 78, "{}", run.stderr);
+    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("GET /api/users/me/: TLS failed: ")
+            && run.stderr.contains("invalid peer certificate")
+            && run.stderr.contains("not trusted by the system trust store"),
+        "{}",
+        run.stderr
+    );
+}

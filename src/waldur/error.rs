@@ -31,6 +31,16 @@ pub enum ApiError {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// TLS failed: the server's certificate is not trusted, expired or for another name. Not
+    /// retried: it does not pass by itself.
+    Tls {
+        /// `GET`, `POST`, ...
+        method: String,
+        /// Path below the installation root.
+        path: String,
+        /// What the TLS library said.
+        detail: String,
+    },
     /// A success answer whose body is not what the API promises.
     Decode {
         /// `GET`, `POST`, ...
@@ -70,6 +80,7 @@ impl ApiError {
                 _ => exit::PROTOCOL,
             },
             ApiError::Transport { .. } => exit::TEMPFAIL,
+            ApiError::Tls { .. } => exit::CONFIG,
             ApiError::Decode { .. } => exit::PROTOCOL,
             ApiError::Credentials(_) => exit::NOPERM,
         }
@@ -82,6 +93,7 @@ impl ApiError {
                 status, message, ..
             } => format!("HTTP {status}: {message}"),
             ApiError::Transport { detail, .. } => detail.clone(),
+            ApiError::Tls { detail, .. } => format!("TLS: {detail}"),
             ApiError::Decode { detail, .. } => format!("unreadable answer: {detail}"),
             ApiError::Credentials(m) => m.clone(),
         }
@@ -122,6 +134,16 @@ impl fmt::Display for ApiError {
                 detail,
                 attempts,
             } => write!(f, "{method} {path}: {detail}{}", tries(attempts)),
+            ApiError::Tls {
+                method,
+                path,
+                detail,
+            } => write!(
+                f,
+                "{method} {path}: TLS failed: {detail}; the server's certificate is not trusted \
+                 by the system trust store (install its CA with update-ca-certificates or \
+                 update-ca-trust), has expired, or names another host (check waldur_api_url)"
+            ),
             ApiError::Decode {
                 method,
                 path,

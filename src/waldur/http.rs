@@ -3,7 +3,8 @@
 //! pagination.
 //!
 //! Retried: 5xx, 429 (waiting what `Retry-After` says), connection errors, timeouts, and
-//! unreadable success bodies. Never retried: other 4xx, whose message is shown. POSTs are
+//! unreadable success bodies. Never retried: other 4xx, whose message is shown, and TLS failures
+//! (an untrusted certificate does not pass by waiting: [`ApiError::Tls`], exit 78). POSTs are
 //! retried too: every Waldur usage POST replaces the stored value with the same value, so a
 //! repeat cannot double count.
 //!
@@ -460,6 +461,13 @@ impl Client {
                     return Err(e);
                 }
                 Err(Attempt::Credentials(e)) => (e, true, None),
+                Err(Attempt::Transport(e)) if is_tls_failure(&e) => {
+                    return Err(ApiError::Tls {
+                        method: method.into(),
+                        path: shown,
+                        detail: describe(&e),
+                    });
+                }
                 Err(Attempt::Transport(e)) => {
                     debug!("{method} {shown}: {} ({elapsed} ms)", describe(&e));
                     let retryable = transport_retryable(&e);
@@ -668,6 +676,22 @@ fn transport_retryable(e: &ureq::Error) -> bool {
             | E::BodyStalled
             | E::ConnectProxyFailed(_)
     )
+}
+
+/// A TLS failure: a certificate that is not trusted, expired or for another name, or a
+/// handshake that cannot succeed. rustls reports these inside an I/O error of kind
+/// `InvalidData`.
+fn is_tls_failure(e: &ureq::Error) -> bool {
+    use ureq::Error as E;
+    match e {
+        E::Tls(_) | E::TlsRequired => true,
+        E::Io(io) => {
+            let text = io.to_string();
+            io.kind() == std::io::ErrorKind::InvalidData
+                && (text.contains("certificate") || text.contains("handshake"))
+        }
+        _ => false,
+    }
 }
 
 fn describe(e: &ureq::Error) -> String {
