@@ -341,71 +341,55 @@ pub fn run<R: std::io::BufRead, W: std::io::Write>(
     json: bool,
     mut read: impl FnMut(&MonthUsage) -> Result<Vec<AuditLine>, super::error::ApiError>,
 ) -> std::io::Result<AuditRun> {
-    use super::input::{Collector, Event};
+    use super::input::{Arrival, Next, each_period};
     use crate::cli::exit;
     use crate::error;
-    use crate::records::{Record, RecordReader};
-    let mut collector = Collector::new();
     let mut run = AuditRun::default();
     let fail = |run: &mut AuditRun, code: u8| {
         run.failed = Some(run.failed.map_or(code, |c| c.max(code)));
     };
     let mut header = !json;
-    for item in RecordReader::new(input) {
-        let (line, record) = match item {
-            Ok(x) => x,
-            Err(e) => {
-                error!("{e}; the input stops here");
-                fail(&mut run, exit::DATAERR);
-                break;
-            }
-        };
-        if let Record::Result(_) = record {
-            continue;
-        }
-        match collector.push(line, record) {
-            Ok(None) => {}
-            Ok(Some(Event::Refused { period, reason })) => {
+    each_period::<_, std::io::Error>(input, |arrival| {
+        let month = match arrival {
+            Arrival::Refused { period, reason } => {
                 error!("period {period}: not audited: {reason}");
                 fail(&mut run, exit::DATAERR);
+                return Ok(Next::Continue);
             }
-            Ok(Some(Event::Complete(month))) => match read(&month) {
-                Ok(lines) => {
-                    run.periods += 1;
-                    run.differences += lines.iter().filter(|l| l.status != Status::Ok).count();
-                    if json {
-                        for l in &lines {
-                            writeln!(out, "{}", l.to_json())?;
-                        }
-                    } else {
-                        let text = table(&lines);
-                        // One header for the whole run.
-                        let body = if header {
-                            text.as_str()
-                        } else {
-                            text.split_once('\n').map_or("", |(_, rest)| rest)
-                        };
-                        out.write_all(body.as_bytes())?;
-                        header = false;
-                    }
-                    out.flush()?;
-                }
-                Err(e) => {
-                    error!("period {}: Waldur could not be read: {e}", month.period);
-                    fail(&mut run, e.exit_code());
-                    break;
-                }
-            },
-            Err(fatal) => {
-                error!("{}; the input stops here", fatal.0);
+            Arrival::Unreadable(why) => {
+                error!("{why}; the input stops here");
                 fail(&mut run, exit::DATAERR);
-                break;
+                return Ok(Next::Continue);
             }
+            Arrival::Complete(month) => month,
+        };
+        let lines = match read(&month) {
+            Ok(lines) => lines,
+            Err(e) => {
+                error!("period {}: Waldur could not be read: {e}", month.period);
+                fail(&mut run, e.exit_code());
+                return Ok(Next::Stop);
+            }
+        };
+        run.periods += 1;
+        run.differences += lines.iter().filter(|l| l.status != Status::Ok).count();
+        if json {
+            for l in &lines {
+                writeln!(out, "{}", l.to_json())?;
+            }
+        } else {
+            let text = table(&lines);
+            // One header for the whole run.
+            let body = if header {
+                text.as_str()
+            } else {
+                text.split_once('\n').map_or("", |(_, rest)| rest)
+            };
+            out.write_all(body.as_bytes())?;
+            header = false;
         }
-    }
-    for (period, reason) in collector.finish() {
-        error!("period {period}: not audited: {reason}");
-        fail(&mut run, exit::DATAERR);
-    }
+        out.flush()?;
+        Ok(Next::Continue)
+    })?;
     Ok(run)
 }

@@ -177,20 +177,18 @@ impl Breaker {
     /// Why nothing more is sent, if the breaker has tripped.
     fn refusal(&self) -> Option<String> {
         let cause = self.tripped.as_ref()?;
-        Some(if matches!(cause, ApiError::Transport { .. }) {
-            format!(
-                "not sent: Waldur is unavailable ({} requests in a row could not reach it; \
-                 last: {})",
+        let (count, what) = if matches!(cause, ApiError::Transport { .. }) {
+            (
                 self.transport.max(BREAKER_TRANSPORT_LIMIT),
-                cause.short()
+                "could not reach it",
             )
         } else {
-            format!(
-                "not sent: Waldur is unavailable ({} requests in a row failed; last: {})",
-                self.outage.max(BREAKER_OUTAGE_LIMIT),
-                cause.short()
-            )
-        })
+            (self.outage.max(BREAKER_OUTAGE_LIMIT), "failed")
+        };
+        Some(format!(
+            "not sent: Waldur is unavailable ({count} requests in a row {what}; last: {})",
+            cause.short()
+        ))
     }
 }
 

@@ -65,6 +65,67 @@ struct Open {
     error: Option<String>,
 }
 
+/// What [`each_period`] hands its caller, in stream order.
+#[derive(Debug)]
+pub enum Arrival {
+    /// A period arrived whole and valid.
+    Complete(MonthUsage),
+    /// A period is refused (a bad record, a short count, or it never completed).
+    Refused {
+        /// `YYYY-MM` (as written).
+        period: String,
+        /// Why, naming lines.
+        reason: String,
+    },
+    /// The input cannot be read on (a line that is no record, or no period to blame): nothing
+    /// more arrives after this.
+    Unreadable(String),
+}
+
+/// Whether [`each_period`] reads on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Read the next record.
+    Continue,
+    /// Stop reading.
+    Stop,
+}
+
+/// Read a stream of usage records and hand over each period as it completes or is refused;
+/// `result` records (a previous waldur-push's output) are skipped. The one loop behind both
+/// the push and the audit.
+pub fn each_period<R: std::io::BufRead, E>(
+    input: R,
+    mut on: impl FnMut(Arrival) -> Result<Next, E>,
+) -> Result<(), E> {
+    let mut collector = Collector::new();
+    for item in crate::records::RecordReader::new(input) {
+        let arrival = match item {
+            Ok((_, Record::Result(_))) => continue,
+            Ok((line, record)) => match collector.push(line, record) {
+                Ok(None) => continue,
+                Ok(Some(Event::Complete(month))) => Arrival::Complete(month),
+                Ok(Some(Event::Refused { period, reason })) => Arrival::Refused { period, reason },
+                Err(fatal) => Arrival::Unreadable(fatal.0),
+            },
+            Err(e) => Arrival::Unreadable(e.to_string()),
+        };
+        let unreadable = matches!(arrival, Arrival::Unreadable(_));
+        if on(arrival)? == Next::Stop {
+            return Ok(());
+        }
+        if unreadable {
+            break;
+        }
+    }
+    for (period, reason) in collector.finish() {
+        if on(Arrival::Refused { period, reason })? == Next::Stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Collects records into periods.
 #[derive(Debug, Default)]
 pub struct Collector {

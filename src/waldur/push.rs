@@ -23,14 +23,14 @@ use super::audit::{self, AuditLine};
 use super::error::ApiError;
 use super::filing::{self, DateSupport, Filing};
 use super::http::Client;
-use super::input::{Collector, Event, MonthUsage};
+use super::input::{Arrival, MonthUsage, Next, each_period};
 use super::plan::{self, Catalog, Existing, Plan, PlanOptions, TotalPost, UserPost, result};
 use super::readback::{self, Sent};
 use super::submit::run_bounded;
 use crate::cli::exit;
 use crate::config::{Offering, normalize_uuid};
 use crate::period::{BillingZones, Period, Standing};
-use crate::records::{Record, RecordReader, RecordWriter, RequestRecord, ResultRecord};
+use crate::records::{Record, RecordWriter, RequestRecord, ResultRecord};
 use crate::{debug, error, info, warn};
 
 /// Reads of a period's read-back when its listing does not add up (rows moved between
@@ -1339,70 +1339,54 @@ pub fn run_stream<R: BufRead, W: Write>(
     out: &mut RecordWriter<W>,
     mut submit: impl FnMut(&MonthUsage) -> MonthOutcome,
 ) -> std::io::Result<RunOutcome> {
-    let mut collector = Collector::new();
     let mut outcome = RunOutcome::default();
-    let refuse = |outcome: &mut RunOutcome, period: &str, reason: &str| {
-        error!("period {period}: not submitted: {reason}");
-        outcome.exit = worse(outcome.exit, Some(exit::DATAERR));
-    };
-    for item in RecordReader::new(input) {
-        let (line, record) = match item {
-            Ok(x) => x,
-            Err(e) => {
-                error!("{e}; the input stops here");
+    each_period::<_, std::io::Error>(input, |arrival| {
+        let usage = match arrival {
+            Arrival::Refused { period, reason } => {
+                error!("period {period}: not submitted: {reason}");
                 outcome.exit = worse(outcome.exit, Some(exit::DATAERR));
-                break;
+                return Ok(Next::Continue);
             }
+            Arrival::Unreadable(why) => {
+                error!("{why}; the input stops here");
+                outcome.exit = worse(outcome.exit, Some(exit::DATAERR));
+                return Ok(Next::Continue);
+            }
+            Arrival::Complete(usage) => usage,
         };
-        if let Record::Result(_) = record {
-            continue;
+        let done = submit(&usage);
+        for r in &done.results {
+            out.write(&Record::Result(r.clone()))?;
         }
-        match collector.push(line, record) {
-            Ok(None) => {}
-            Ok(Some(Event::Refused { period, reason })) => refuse(&mut outcome, &period, &reason),
-            Ok(Some(Event::Complete(usage))) => {
-                let done = submit(&usage);
-                for r in &done.results {
-                    out.write(&Record::Result(r.clone()))?;
-                }
-                out.flush()?;
-                let line = summary_line(
-                    &usage.period.to_string(),
-                    &done.results,
-                    done.unlinked.len(),
-                );
-                if done.exit.is_some() {
-                    error!("{line}");
-                } else {
-                    info!("{line}");
-                }
-                outcome.periods += 1;
-                outcome.held += done
-                    .results
-                    .iter()
-                    .filter(|r| r.status == "skipped")
-                    .count()
-                    + done.unlinked.len()
-                    + done.held_back;
-                outcome.exit = worse(outcome.exit, done.exit);
-                if done.stop {
-                    error!(
-                        "the run stops after {}: the periods after it in the input are not sent",
-                        usage.period
-                    );
-                    return Ok(outcome);
-                }
-            }
-            Err(fatal) => {
-                error!("{}; the input stops here", fatal.0);
-                outcome.exit = worse(outcome.exit, Some(exit::DATAERR));
-                break;
-            }
+        out.flush()?;
+        let line = summary_line(
+            &usage.period.to_string(),
+            &done.results,
+            done.unlinked.len(),
+        );
+        if done.exit.is_some() {
+            error!("{line}");
+        } else {
+            info!("{line}");
         }
-    }
-    for (period, reason) in collector.finish() {
-        refuse(&mut outcome, &period, &reason);
-    }
+        outcome.periods += 1;
+        outcome.held += done
+            .results
+            .iter()
+            .filter(|r| r.status == "skipped")
+            .count()
+            + done.unlinked.len()
+            + done.held_back;
+        outcome.exit = worse(outcome.exit, done.exit);
+        if done.stop {
+            error!(
+                "the run stops after {}: the periods after it in the input are not sent",
+                usage.period
+            );
+            return Ok(Next::Stop);
+        }
+        Ok(Next::Continue)
+    })?;
     out.flush()?;
     Ok(outcome)
 }
