@@ -576,3 +576,205 @@ fn an_endless_link_chain_stops_with_an_error_naming_the_listing() {
         assert!(env.posts().is_empty());
     }
 }
+
+#[test]
+fn a_page_cap_from_the_command_line_stops_an_endless_listing_there() {
+    // New rows on every page and no X-Result-Count: only the cap can stop it. --max-pages 5
+    // means exactly 5 GETs of that listing, then exit 76 naming the flag.
+    let env = Env::new(Setup::small());
+    env.fake.inject(
+        Fault::new(
+            "GET",
+            "/api/marketplace-provider-resources/",
+            FaultKind::EndlessPages {
+                fresh: true,
+                counted: false,
+            },
+        )
+        .times(1_000_000),
+    );
+    let run = env.run(&["--max-pages", "5"], &march_input());
+    assert_eq!(run.code, 76, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "still a next page after 5 pages, the most one listing may have (--max-pages)"
+        ),
+        "{}",
+        run.stderr
+    );
+    let listed = env
+        .fake
+        .requests_to("GET", "/api/marketplace-provider-resources/")
+        .len();
+    assert_eq!(listed, 5);
+    assert!(env.posts().is_empty());
+    let zero = env.run(&["--max-pages", "0"], &march_input());
+    assert_eq!(zero.code, 64, "{}", zero.stderr);
+    assert!(zero.stderr.contains("--max-pages: expected at least 1"));
+}
+
+/// Peak resident memory (VmHWM, KiB) of waldur-push run with `args` on `input`, read from
+/// /proc every 5 ms until it exits, and its exit code.
+fn peak_rss_kib(env: &Env, args: &[&str], input: &str) -> (i32, u64) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_waldur-push"))
+        .env_remove("WALDUR_API_TOKEN")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .env("WALDUR_USAGE_ETC_DIR", &env.dir)
+        .args(["-c", env.config.to_str().unwrap(), "--now", NOW])
+        .args(["--token-file", env.provider_token.to_str().unwrap()])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            if let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if let Some(exit) = child.try_wait().unwrap() {
+            return (exit.code().unwrap_or(-1), peak);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn an_endless_listing_stays_under_300_mb_and_60_s() {
+    // The fake serves new rows on every page, without a count, for as long as it is asked:
+    // before the page cap, this grew to 2.7 GB in 60 s. Now it stops at 2,000 pages.
+    let env = Env::new(Setup::small());
+    env.fake.inject(
+        Fault::new(
+            "GET",
+            "/api/marketplace-provider-resources/",
+            FaultKind::EndlessPages {
+                fresh: true,
+                counted: false,
+            },
+        )
+        .times(1_000_000),
+    );
+    let started = Instant::now();
+    let (code, kib) = peak_rss_kib(&env, &["--retries", "0"], &march_input());
+    let took = started.elapsed();
+    eprintln!("endless listing: exit {code}, peak {kib} KiB, {took:?}");
+    assert_eq!(code, 76);
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert!(kib > 0, "no VmHWM was read");
+    assert!(kib < 300 * 1024, "peak {kib} KiB");
+    let listed = env
+        .fake
+        .requests_to("GET", "/api/marketplace-provider-resources/")
+        .len();
+    assert_eq!(listed, 2_000);
+}
+
+#[test]
+fn the_run_stops_at_its_time_budget_and_names_what_was_not_sent() {
+    // Every set_usage takes 0.6 s; the run may talk to Waldur for 2.5 s. The first POSTs are
+    // stored; once the budget is used up nothing more is sent, each remaining resource is
+    // named with the reason, and the exit is 75 (the next cycle sends the rest).
+    let env = Env::new(Setup::large(12, 0));
+    env.fake.inject(
+        Fault::new(
+            "POST",
+            "set_usage/",
+            FaultKind::Delay(Duration::from_millis(600)),
+        )
+        .times(1000),
+    );
+    let started = Instant::now();
+    let run = env.run(
+        &["--no-register", "--max-run-time", "2.5"],
+        &large_input(12),
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, 75, "{}", run.stderr);
+    assert!(took < Duration::from_millis(4500), "took {took:?}");
+    let outcomes = run.outcomes();
+    let updated: Vec<&String> = outcomes
+        .iter()
+        .filter(|o| o.2 == "updated")
+        .map(|o| &o.0)
+        .collect();
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.2 == "failed").collect();
+    // 2.5 s at 0.6 s per POST: 3 or 4 are answered in time (the GETs before take a few ms).
+    assert!((3..=4).contains(&updated.len()), "{outcomes:?}");
+    assert_eq!(updated.len() + failed.len(), 12, "{outcomes:?}");
+    let never_sent = failed
+        .iter()
+        .filter(|o| {
+            o.4.as_deref()
+                == Some("not sent: the run's time budget of 2.5 s (--max-run-time) is used up")
+        })
+        .count();
+    // At most one POST was cut off in flight; every other failure was never sent.
+    assert!(never_sent + 1 >= failed.len(), "{failed:?}");
+    for cut in failed.iter().filter(|o| {
+        o.4.as_deref()
+            != Some("not sent: the run's time budget of 2.5 s (--max-run-time) is used up")
+    }) {
+        let reason = cut.4.as_deref().unwrap_or_default();
+        assert!(
+            reason
+                .starts_with("the run's time budget of 2.5 s (--max-run-time) was used up; last: "),
+            "{reason}"
+        );
+    }
+    // Whatever was reported updated is stored exactly.
+    let stored: Vec<(String, String)> = env
+        .totals()
+        .into_iter()
+        .filter(|t| t.2 == "cpu")
+        .map(|t| (t.1, t.3))
+        .collect();
+    for account in &updated {
+        assert!(
+            stored.contains(&((*account).clone(), "1.00".to_string())),
+            "{account} not stored: {stored:?}"
+        );
+    }
+}
+
+#[test]
+fn one_attempt_never_runs_past_the_time_budget() {
+    // A set_usage that stalls for 8 s with --timeout 30: the attempt is cut at the 1.5 s run
+    // budget, not at 30 s.
+    let env = Env::new(Setup::small());
+    env.fake.inject(Fault::new(
+        "POST",
+        "set_usage/",
+        FaultKind::Delay(Duration::from_secs(8)),
+    ));
+    let started = Instant::now();
+    let run = env.run(
+        &["--no-register", "--timeout", "30", "--max-run-time", "1.5"],
+        &march_input(),
+    );
+    let took = started.elapsed();
+    assert_eq!(run.code, 75, "{}", run.stderr);
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    assert!(
+        run.stderr
+            .contains("the run's time budget of 1.5 s (--max-run-time) was used up; last: "),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("not submitted:"), "{}", run.stderr);
+}

@@ -140,6 +140,16 @@ struct Args {
     #[argh(option, default = "Seconds(30.0)")]
     retry_max_delay: Seconds,
 
+    /// how long the run may talk to Waldur, in seconds from its first request (default 900):
+    /// then nothing more is sent, and the summary names what was not (exit 75)
+    #[argh(option, default = "Seconds(900.0)")]
+    max_run_time: Seconds,
+
+    /// most pages one Waldur listing may have before the run stops with exit 76, for a
+    /// server whose pagination never ends (default 2000, 600,000 rows)
+    #[argh(option, default = "2000")]
+    max_pages: u64,
+
     /// allow plain http to a host that is not a loopback address
     #[argh(switch)]
     allow_insecure_http: bool,
@@ -211,6 +221,14 @@ fn run(args: Args) -> Result<(), Failure> {
     }
     if args.timeout.0 <= 0.0 {
         return Err(Failure::usage("--timeout: expected more than 0 seconds"));
+    }
+    if args.max_run_time.0 <= 0.0 {
+        return Err(Failure::usage(
+            "--max-run-time: expected more than 0 seconds",
+        ));
+    }
+    if args.max_pages == 0 {
+        return Err(Failure::usage("--max-pages: expected at least 1"));
     }
     let path = args
         .config
@@ -306,6 +324,8 @@ fn run(args: Args) -> Result<(), Failure> {
         proxy: config.global_proxy.clone(),
         connections: args.concurrency,
         allow_insecure_http: args.allow_insecure_http,
+        max_pages: args.max_pages,
+        run_budget: args.max_run_time.duration(),
     };
     let client = Client::new(base, resolved.credential, options)
         .map_err(|e| Failure::new(exit::CONFIG, anyhow::anyhow!(e)))?;

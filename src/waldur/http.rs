@@ -18,7 +18,7 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -36,11 +36,17 @@ pub const USER_AGENT: &str = concat!("waldur-usage/", env!("CARGO_PKG_VERSION"))
 /// Page size asked for in every list (Waldur's maximum).
 pub const PAGE_SIZE: u32 = 300;
 
-/// Most pages one listing may have (600,000 rows at [`PAGE_SIZE`], far above any offering's
-/// month: 5,000 resources x 5 components is 84 pages): a server whose `Link`
+/// Most pages one listing may have by default (600,000 rows at [`PAGE_SIZE`], far above any
+/// offering's month: 5,000 resources x 5 components is 84 pages): a server whose `Link`
 /// header never ends is stopped here, if neither a repeated page nor `X-Result-Count` stop it
-/// first.
+/// first. [`ClientOptions::max_pages`] (`--max-pages`) changes it.
 pub const MAX_PAGES: u64 = 2_000;
+
+/// How long one run may talk to Waldur by default, from its first request: 15 minutes, inside
+/// the report wrapper's 20-minute cycle, so that a slow or stalling server ends the run with a
+/// summary of what was and was not sent instead of a kill. [`ClientOptions::run_budget`]
+/// (`--max-run-time`) changes it.
+pub const RUN_BUDGET: Duration = Duration::from_secs(900);
 
 /// When and how long to wait before trying a request again.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,6 +108,12 @@ pub struct ClientOptions {
     pub connections: usize,
     /// Plain http to a non-loopback host is allowed (also for the OIDC token URL).
     pub allow_insecure_http: bool,
+    /// Most pages one listing may have ([`MAX_PAGES`]).
+    pub max_pages: u64,
+    /// How long the client may talk to the server, from its first request ([`RUN_BUDGET`]).
+    /// Once it is used up nothing more is sent, each attempt's timeout is cut to what is left,
+    /// and no retry waits past it.
+    pub run_budget: Duration,
 }
 
 impl Default for ClientOptions {
@@ -113,6 +125,8 @@ impl Default for ClientOptions {
             proxy: None,
             connections: 4,
             allow_insecure_http: false,
+            max_pages: MAX_PAGES,
+            run_budget: RUN_BUDGET,
         }
     }
 }
@@ -201,6 +215,8 @@ struct Shared {
     requests: AtomicU64,
     posts: AtomicU64,
     breaker: Mutex<Breaker>,
+    /// When the run budget ends: set by the first request.
+    deadline: OnceLock<Instant>,
 }
 
 /// The Waldur HTTP client. Clones share the connections, counters and breaker.
@@ -244,6 +260,7 @@ impl Client {
                 requests: AtomicU64::new(0),
                 posts: AtomicU64::new(0),
                 breaker: Mutex::new(Breaker::default()),
+                deadline: OnceLock::new(),
             }),
             optional: false,
         })
@@ -359,10 +376,11 @@ impl Client {
                 }
             }
             match next_page(reply.header("link")) {
-                Some(_) if listing.pages >= MAX_PAGES => {
+                Some(_) if listing.pages >= self.shared.options.max_pages => {
                     return Err(fail(format!(
-                        "still a next page after {MAX_PAGES} pages, the most one listing may \
-                         have; the server's pagination is broken"
+                        "still a next page after {} pages, the most one listing may have \
+                         (--max-pages); the server's pagination is broken",
+                        self.shared.options.max_pages
                     )));
                 }
                 Some(next) if next > page => page = next,
@@ -422,7 +440,12 @@ impl Client {
         accept: impl Fn(&Reply) -> Result<T, String>,
     ) -> Result<(Reply, T), ApiError> {
         let shown = self.display_path(path);
-        if let Some(detail) = self.breaker().refusal() {
+        let refusal = self.breaker().refusal().or_else(|| {
+            self.remaining()
+                .is_zero()
+                .then(|| self.budget_used_up(None))
+        });
+        if let Some(detail) = refusal {
             return Err(ApiError::Transport {
                 method: method.into(),
                 path: shown,
@@ -541,6 +564,15 @@ impl Client {
                 }
                 return Err(error);
             }
+            if wait >= self.remaining() {
+                // The run's budget ends before the next attempt could start.
+                return Err(ApiError::Transport {
+                    method: method.into(),
+                    path: shown,
+                    detail: self.budget_used_up(Some(&error.short())),
+                    attempts: attempt,
+                });
+            }
             warn!(
                 "{}; retrying in {:.1} s (attempt {} of {})",
                 error,
@@ -549,6 +581,26 @@ impl Client {
                 policy.retries + 1
             );
             std::thread::sleep(wait);
+        }
+    }
+
+    /// What is left of the run budget (which starts at the first call of this).
+    fn remaining(&self) -> Duration {
+        let budget = self.shared.options.run_budget;
+        let deadline = *self.shared.deadline.get_or_init(|| Instant::now() + budget);
+        deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Why a request is not sent, or was given up, once the run budget is used up.
+    fn budget_used_up(&self, last: Option<&str>) -> String {
+        let secs = self.shared.options.run_budget.as_secs_f64();
+        match last {
+            Some(last) => format!(
+                "the run's time budget of {secs} s (--max-run-time) was used up; last: {last}"
+            ),
+            None => {
+                format!("not sent: the run's time budget of {secs} s (--max-run-time) is used up")
+            }
         }
     }
 
@@ -582,10 +634,15 @@ impl Client {
         let auth = self.authorization().map_err(Attempt::Credentials)?;
         let shared = &*self.shared;
         shared.requests.fetch_add(1, Ordering::Relaxed);
+        // One attempt never runs past the run budget.
+        let timeout = Some(shared.options.timeout.min(self.remaining()));
         let result = match (method, body) {
             ("GET", _) => shared
                 .agent
                 .get(url)
+                .config()
+                .timeout_global(timeout)
+                .build()
                 .header("Authorization", auth.expose())
                 .call(),
             ("POST", Some(b)) | ("PUT", Some(b)) => {
@@ -596,6 +653,9 @@ impl Client {
                     shared.agent.put(url)
                 };
                 builder
+                    .config()
+                    .timeout_global(timeout)
+                    .build()
                     .header("Authorization", auth.expose())
                     .content_type("application/json")
                     .send(b)
