@@ -11,11 +11,13 @@
 //! - [`period`]: monthly billing periods in an IANA time zone;
 //! - [`sacct`]: running sacct, parsing its output with nom, aggregating TRES x seconds;
 //! - [`convert`]: unit factors, component mapping, exact decimals;
-//! - [`waldur`]: the Waldur REST client and the submission logic.
+//! - [`waldur`]: the Waldur REST client and the submission logic;
+//! - [`metrics`]: run metrics for Prometheus's textfile collector.
 
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod metrics;
 pub mod period;
 pub mod records;
 pub mod sacct;

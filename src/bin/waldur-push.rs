@@ -8,6 +8,7 @@ use std::time::Duration;
 use argh::FromArgs;
 use waldur_usage::cli::{self, ExitWith, Failure, exit};
 use waldur_usage::config::{self, Config};
+use waldur_usage::metrics::{RecordCounts, RunMetrics};
 use waldur_usage::period::{self, BillingZones};
 use waldur_usage::records::RecordWriter;
 use waldur_usage::waldur::auth::{self, TokenSources};
@@ -16,7 +17,7 @@ use waldur_usage::waldur::http::{Client, ClientOptions, RetryPolicy};
 use waldur_usage::waldur::push::{self, PushOptions, Pusher};
 use waldur_usage::waldur::url::ApiBase;
 use waldur_usage::waldur::{check, register};
-use waldur_usage::{debug, info, warn};
+use waldur_usage::{debug, error, info, warn};
 
 #[derive(FromArgs)]
 #[argh(
@@ -110,6 +111,12 @@ struct Args {
     #[argh(switch)]
     audit: bool,
 
+    /// write run metrics for Prometheus (node_exporter's textfile collector) to this file,
+    /// atomically, after a push or an audit: last run and success, records by status,
+    /// requests by code, duration, audit differences
+    #[argh(option)]
+    metrics_file: Option<PathBuf>,
+
     /// with --audit: print JSON lines (kind "audit") instead of the table
     #[argh(switch)]
     json: bool,
@@ -200,6 +207,7 @@ impl Seconds {
 }
 
 fn run(args: Args) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
     cli::init_logging(args.log_level.as_deref(), None)?;
     let modes = [args.dry_run, args.offline, args.check, args.audit]
         .iter()
@@ -273,7 +281,7 @@ fn run(args: Args) -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if args.offline {
         let configured = offering.components.keys().cloned().collect();
-        return stream(stdin.lock(), |usage| {
+        return stream(&mut RecordCounts::default(), stdin.lock(), |usage| {
             push::offline_period(usage, &configured, &zones, now)
         });
     }
@@ -367,7 +375,17 @@ fn run(args: Args) -> Result<(), Failure> {
     let pusher = Pusher::connect(&client, offering, push_options)
         .map_err(|e| Failure::new(e.exit_code(), e))?;
     if args.audit {
-        return audit(stdin.lock(), &pusher, args.json);
+        let mut differences = 0;
+        let result = audit(stdin.lock(), &pusher, args.json, &mut differences);
+        let mut metrics = RunMetrics::new(&offering.name);
+        metrics.audit_differences = Some(differences as u64);
+        return write_metrics(
+            args.metrics_file.as_deref(),
+            metrics,
+            &client,
+            started,
+            result,
+        );
     }
     if !args.no_register && !args.dry_run {
         // Whole seconds: Waldur's DRF date-times take at most 6 fractional digits.
@@ -386,21 +404,70 @@ fn run(args: Args) -> Result<(), Failure> {
             Err(e) => warn!("registering the agent identity failed (usage is still sent): {e}"),
         }
     }
-    let result = stream(stdin.lock(), |usage| pusher.push_period(usage));
+    let mut metrics = RunMetrics::new(&offering.name);
+    let result = stream(&mut metrics.records, stdin.lock(), |usage| {
+        pusher.push_period(usage)
+    });
     info!(
         "{} requests to Waldur ({} POST/PUT)",
         client.request_count(),
         client.post_count()
     );
-    result
+    write_metrics(
+        args.metrics_file.as_deref(),
+        metrics,
+        &client,
+        started,
+        result,
+    )
 }
 
-/// `--audit`: the table (or JSON lines) on stdout, a verdict on stderr.
-fn audit(input: impl BufRead, pusher: &Pusher<'_>, json: bool) -> Result<(), Failure> {
+/// `--metrics-file`: record how the run ended (when asked to), then hand its result on. A
+/// metrics file that cannot be written is an error of its own (exit 74) only when the run
+/// itself succeeded.
+fn write_metrics(
+    path: Option<&std::path::Path>,
+    mut metrics: RunMetrics,
+    client: &Client,
+    started: std::time::Instant,
+    result: Result<(), Failure>,
+) -> Result<(), Failure> {
+    let Some(path) = path else {
+        return result;
+    };
+    metrics.duration_seconds = started.elapsed().as_secs_f64();
+    metrics.finished = jiff::Timestamp::now().as_millisecond() as f64 / 1000.0;
+    metrics.success = match &result {
+        Ok(()) => true,
+        Err(f) => f.code == exit::HELD,
+    };
+    metrics.requests = client.requests_by_code();
+    match (waldur_usage::metrics::update_file(path, &metrics), result) {
+        (Err(e), Ok(())) => Err(Failure::new(
+            exit::IOERR,
+            anyhow::anyhow!("the metrics file: {e}"),
+        )),
+        (Err(e), result) => {
+            error!("the metrics file: {e}");
+            result
+        }
+        (Ok(()), result) => result,
+    }
+}
+
+/// `--audit`: the table (or JSON lines) on stdout, a verdict on stderr; `differences` gets
+/// the count of lines that are not ok.
+fn audit(
+    input: impl BufRead,
+    pusher: &Pusher<'_>,
+    json: bool,
+    differences: &mut usize,
+) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let run =
         waldur_usage::waldur::audit::run(input, &mut out, json, |month| pusher.audit_period(month))
             .exit_with(exit::IOERR)?;
+    *differences = run.differences;
     if let Some(code) = run.failed {
         return Err(Failure::new(
             code,
@@ -432,11 +499,13 @@ fn audit(input: impl BufRead, pusher: &Pusher<'_>, json: bool) -> Result<(), Fai
 }
 
 fn stream(
+    counts: &mut RecordCounts,
     input: impl BufRead,
     submit: impl FnMut(&waldur_usage::waldur::input::MonthUsage) -> push::MonthOutcome,
 ) -> Result<(), Failure> {
     let mut out = RecordWriter::new(std::io::stdout().lock());
     let outcome = push::run_stream(input, &mut out, submit).exit_with(exit::IOERR)?;
+    *counts = outcome.counts;
     if outcome.periods == 0 && outcome.exit.is_none() {
         return Err(Failure::new(
             exit::DATAERR,

@@ -217,6 +217,8 @@ struct Shared {
     breaker: Mutex<Breaker>,
     /// When the run budget ends: set by the first request.
     deadline: OnceLock<Instant>,
+    /// Attempts by `(method, status code)`; the code is `none` when no answer came.
+    by_code: Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
 
 /// The Waldur HTTP client. Clones share the connections, counters and breaker.
@@ -261,6 +263,7 @@ impl Client {
                 posts: AtomicU64::new(0),
                 breaker: Mutex::new(Breaker::default()),
                 deadline: OnceLock::new(),
+                by_code: Mutex::default(),
             }),
             optional: false,
         })
@@ -290,6 +293,16 @@ impl Client {
     /// POST and PUT requests sent so far (every attempt counts).
     pub fn post_count(&self) -> u64 {
         self.shared.posts.load(Ordering::Relaxed)
+    }
+
+    /// Attempts sent so far by `(method, status code)`, the code being `none` for an attempt
+    /// that got no answer (refused, reset, timed out): for the run's metrics.
+    pub fn requests_by_code(&self) -> std::collections::BTreeMap<(String, String), u64> {
+        self.shared
+            .by_code
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// GET an endpoint (relative to `/api/`).
@@ -474,6 +487,7 @@ impl Client {
             let t0 = Instant::now();
             let outcome = self.once(method, &url, body);
             let elapsed = t0.elapsed().as_millis();
+            self.count_answer(method, &outcome);
             // What to do: Ok(done), Err((error, retryable, requested wait)).
             let failure: (ApiError, bool, Option<Duration>) = match outcome {
                 // A token endpoint that is down is an outage like any other; a refused
@@ -582,6 +596,22 @@ impl Client {
             );
             std::thread::sleep(wait);
         }
+    }
+
+    fn count_answer(&self, method: &str, outcome: &Result<Reply, Attempt>) {
+        let code = match outcome {
+            Ok(reply) => reply.status.to_string(),
+            Err(Attempt::Transport(_)) => "none".to_string(),
+            // The token endpoint failed: nothing was sent to Waldur.
+            Err(Attempt::Credentials(_)) => return,
+        };
+        *self
+            .shared
+            .by_code
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((method.to_string(), code))
+            .or_insert(0) += 1;
     }
 
     /// What is left of the run budget (which starts at the first call of this).

@@ -1329,6 +1329,30 @@ pub struct RunOutcome {
     pub held: usize,
     /// The exit status the failures call for; `None` when nothing failed.
     pub exit: Option<u8>,
+    /// Result records by status, for the run's metrics.
+    pub counts: crate::metrics::RecordCounts,
+}
+
+/// Add `results` (and `held_back` decisions without a record) to `counts`: a `skipped`
+/// result whose reason is a decrease counts as held.
+fn tally(counts: &mut crate::metrics::RecordCounts, results: &[ResultRecord], held_back: usize) {
+    for r in results {
+        match r.status.as_str() {
+            "updated" => counts.updated += 1,
+            "unchanged" => counts.unchanged += 1,
+            "failed" => counts.failed += 1,
+            "skipped"
+                if r.reason
+                    .as_deref()
+                    .is_some_and(|x| x.starts_with("decrease")) =>
+            {
+                counts.held += 1
+            }
+            "skipped" => counts.skipped += 1,
+            _ => {}
+        }
+    }
+    counts.held += held_back as u64;
 }
 
 /// Read records from `input`, hand each complete period to `submit`, write its results to
@@ -1370,6 +1394,7 @@ pub fn run_stream<R: BufRead, W: Write>(
             info!("{line}");
         }
         outcome.periods += 1;
+        tally(&mut outcome.counts, &done.results, done.held_back);
         outcome.held += done
             .results
             .iter()
