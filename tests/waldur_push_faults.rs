@@ -543,6 +543,19 @@ fn a_short_count_or_a_bad_line_refuses_the_period_but_not_the_others() {
     assert!(env.fake.usages().is_empty());
 }
 
+/// The resource listing never ends (see [`FaultKind::EndlessPages`]), for as long as it is
+/// asked.
+fn endless_resource_listing(env: &Env, fresh: bool, counted: bool) {
+    env.fake.inject(
+        Fault::new(
+            "GET",
+            "/api/marketplace-provider-resources/",
+            FaultKind::EndlessPages { fresh, counted },
+        )
+        .times(1_000_000),
+    );
+}
+
 #[test]
 fn an_endless_link_chain_stops_with_an_error_naming_the_listing() {
     // Same rows on every page; new rows beyond what X-Result-Count announced; new rows and
@@ -553,14 +566,7 @@ fn an_endless_link_chain_stops_with_an_error_naming_the_listing() {
         (true, false, "pages, the most one listing may have"),
     ] {
         let env = Env::new(Setup::small());
-        env.fake.inject(
-            Fault::new(
-                "GET",
-                "/api/marketplace-provider-resources/",
-                FaultKind::EndlessPages { fresh, counted },
-            )
-            .times(1_000_000),
-        );
+        endless_resource_listing(&env, fresh, counted);
         let started = Instant::now();
         let run = env.run(&[], &march_input());
         let took = started.elapsed();
@@ -582,17 +588,7 @@ fn a_page_cap_from_the_command_line_stops_an_endless_listing_there() {
     // New rows on every page and no X-Result-Count: only the cap can stop it. --max-pages 5
     // means exactly 5 GETs of that listing, then exit 76 naming the flag.
     let env = Env::new(Setup::small());
-    env.fake.inject(
-        Fault::new(
-            "GET",
-            "/api/marketplace-provider-resources/",
-            FaultKind::EndlessPages {
-                fresh: true,
-                counted: false,
-            },
-        )
-        .times(1_000_000),
-    );
+    endless_resource_listing(&env, true, false);
     let run = env.run(&["--max-pages", "5"], &march_input());
     assert_eq!(run.code, 76, "{}", run.stderr);
     assert!(
@@ -659,17 +655,7 @@ fn an_endless_listing_stays_under_300_mb_and_60_s() {
     // The fake serves new rows on every page, without a count, for as long as it is asked:
     // before the page cap, this grew to 2.7 GB in 60 s. Now it stops at 2,000 pages.
     let env = Env::new(Setup::small());
-    env.fake.inject(
-        Fault::new(
-            "GET",
-            "/api/marketplace-provider-resources/",
-            FaultKind::EndlessPages {
-                fresh: true,
-                counted: false,
-            },
-        )
-        .times(1_000_000),
-    );
+    endless_resource_listing(&env, true, false);
     let started = Instant::now();
     let (code, kib) = peak_rss_kib(&env, &["--retries", "0"], &march_input());
     let took = started.elapsed();

@@ -8,22 +8,8 @@ mod waldur_push_util;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use support::fake_waldur::{Fault, FaultKind, Setup, StoredUsage, det_uuid};
+use support::fake_waldur::{Fault, FaultKind};
 use waldur_push_util::*;
-
-/// hpc_alloc1 holds cpu 2.00 for March: an input of 1.50 is a decrease, held back.
-fn seeded() -> Setup {
-    let mut s = Setup::small();
-    s.existing_usages.push(StoredUsage {
-        uuid: det_uuid(0xeee0, 1),
-        resource_uuid: s.resource_uuid("hpc_alloc1"),
-        component_type: "cpu".into(),
-        billing_period: "2024-03-01".into(),
-        usage: "2.00".into(),
-        date: "2024-03-19T00:00:00+00:00".into(),
-    });
-    s
-}
 
 fn input() -> String {
     period(
@@ -76,7 +62,8 @@ fn records(samples: &BTreeMap<String, f64>, status: &str) -> f64 {
 
 #[test]
 fn a_held_decrease_and_a_failure_are_counted_and_the_last_success_waits_for_a_good_run() {
-    let env = Env::new(seeded());
+    // hpc_alloc1 holds cpu 2.00 for March: an input of 1.50 is a decrease, held back.
+    let env = Env::new(seeded(&[("hpc_alloc1", "cpu", "2.00")]));
     let alloc2 = env.resource("hpc_alloc2");
     // hpc_alloc2's set_usage answers 500 to its 4 attempts (1 + --retries 3) of the first run.
     env.fake.inject(

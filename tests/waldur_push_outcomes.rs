@@ -4,28 +4,13 @@
 mod support;
 mod waldur_push_util;
 
-use support::fake_waldur::{Setup, StoredUsage, det_uuid};
+use support::fake_waldur::Setup;
 use waldur_push_util::*;
 
 /// Nothing failed, something needs an operator.
 const HELD: i32 = 3;
 /// Bad or incomplete input.
 const DATAERR: i32 = 65;
-
-fn seeded(stored: &[(&str, &str, &str)]) -> Setup {
-    let mut s = Setup::small();
-    for (i, (backend, component, value)) in stored.iter().enumerate() {
-        s.existing_usages.push(StoredUsage {
-            uuid: det_uuid(0xeee0, i as u64 + 1),
-            resource_uuid: s.resource_uuid(backend),
-            component_type: component.to_string(),
-            billing_period: "2024-03-01".into(),
-            usage: value.to_string(),
-            date: "2024-03-19T00:00:00+00:00".into(),
-        });
-    }
-    s
-}
 
 /// The lines of stderr at warning level.
 fn warnings(run: &Run) -> Vec<String> {

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::support::fake_waldur::{
     FakeWaldur, LoggedRequest, PROVIDER_TOKEN, STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage,
+    det_uuid,
 };
 
 /// The instant the fake and the tool agree on: March 2024 is the current period.
@@ -403,4 +404,20 @@ pub fn march_input() -> String {
             ),
         ],
     )
+}
+
+/// [`Setup::small`] with March 2024 values already stored: `(backend id, component, value)`.
+pub fn seeded(stored: &[(&str, &str, &str)]) -> Setup {
+    let mut s = Setup::small();
+    for (i, (backend, component, value)) in stored.iter().enumerate() {
+        s.existing_usages.push(StoredUsage {
+            uuid: det_uuid(0xeee0, i as u64 + 1),
+            resource_uuid: s.resource_uuid(backend),
+            component_type: component.to_string(),
+            billing_period: "2024-03-01".into(),
+            usage: value.to_string(),
+            date: "2024-03-19T00:00:00+00:00".into(),
+        });
+    }
+    s
 }
