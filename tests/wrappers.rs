@@ -141,6 +141,7 @@ impl Rig {
 # fake sacct for tests/wrappers.rs
 d='{d}'
 if [ "$1" = --version ]; then echo "slurm 23.02.6"; exit 0; fi
+env > "$d/sacct.env"
 echo "$*" >> "$d/sacct.log"
 echo "start $$" >> "$d/calls.log"
 if [ -f "$d/sleep" ]; then sleep "$(cat "$d/sleep")"; fi
@@ -1094,4 +1095,189 @@ fn two_clusters_on_two_waldur_offerings_are_reported_in_one_cycle() {
             && last.contains(&format!("failed: offering {}", second.offering.uuid)),
         "last line: {last}"
     );
+}
+
+#[test]
+fn the_token_from_the_environment_reaches_waldur_push_alone() {
+    // WALDUR_API_TOKEN comes from the environment file, as on EL8 without credentials. sacct
+    // runs below slurm-usage, so what it sees is what slurm-usage was given.
+    let rig = Rig::new("token-env");
+    let out = run(rig.report(&[]));
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(rig.usages(&current_billing_period()), expected_usages());
+    let env = std::fs::read_to_string(rig.dir.path("sacct.env")).expect("sacct ran");
+    assert!(
+        env.contains("WALDUR_USAGE_BIN_DIR="),
+        "the dump is sacct's env:\n{env}"
+    );
+    assert!(
+        !env.contains("WALDUR_API_TOKEN"),
+        "sacct got the token:\n{env}"
+    );
+    assert!(!env.contains(PROVIDER_TOKEN), "sacct got the token:\n{env}");
+
+    // The diagnose's SLURM checks run without it too.
+    std::fs::remove_file(rig.dir.path("sacct.env")).unwrap();
+    let mut diagnose = rig.wrapper("waldur-usage-diagnose");
+    diagnose.arg("-c").arg(rig.dir.path("config.yaml"));
+    let out = run(diagnose);
+    assert!(out.status.success(), "{}", describe(&out));
+    if let Ok(env) = std::fs::read_to_string(rig.dir.path("sacct.env")) {
+        assert!(
+            !env.contains(PROVIDER_TOKEN),
+            "diagnose gave sacct the token:\n{env}"
+        );
+    }
+}
+
+/// The samples of a metrics file, `name{labels}` -> value, read by prometheus-parse.
+fn metric_samples(path: &Path) -> BTreeMap<String, f64> {
+    let text = std::fs::read_to_string(path).expect("the metrics file exists");
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("the metrics file parses");
+    scrape
+        .samples
+        .into_iter()
+        .map(|s| {
+            let value = match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                other => panic!("unexpected {other:?}"),
+            };
+            let mut labels: Vec<String> =
+                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            labels.sort();
+            (format!("{}{{{}}}", s.metric, labels.join(",")), value)
+        })
+        .collect()
+}
+
+#[test]
+fn the_report_wrapper_passes_the_metrics_file_to_waldur_push() {
+    // prometheus-parse 0.2 skips samples whose label values hold spaces (valid in the format),
+    // so this offering's name has none.
+    let mut setup = Setup::small();
+    setup.offering.name = "hpc-cluster".into();
+    let rig = Rig::with_setup("metrics", setup);
+    let prom = rig.dir.path("textfile/waldur-usage.prom");
+    std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
+    let results = rig.dir.path("results.jsonl");
+    let out = run(rig.report(&[
+        "--metrics-file",
+        prom.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+    ]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let updated = std::fs::read_to_string(&results)
+        .unwrap()
+        .matches("\"status\":\"updated\"")
+        .count();
+    assert!(updated > 0);
+    let samples = metric_samples(&prom);
+    let offering = &rig.setup.offering.name;
+    let key = |name: &str, labels: &str| format!("{name}{{offering={offering}{labels}}}");
+    assert_eq!(
+        samples[&key("waldur_usage_records_total", ",status=updated")],
+        updated as f64
+    );
+    assert_eq!(
+        samples[&key("waldur_usage_last_success_timestamp_seconds", "")],
+        samples[&key("waldur_usage_last_run_timestamp_seconds", "")]
+    );
+
+    // WALDUR_USAGE_METRICS_FILE does the same for a timer that sets it in the environment file;
+    // the audit wrapper writes the audit's differences there: 0 right after the push.
+    let mut audit = rig.wrapper("waldur-usage-audit");
+    audit
+        .arg("-c")
+        .arg(rig.dir.path("config.yaml"))
+        .args(["--period", &current_billing_period()[..7]])
+        .env("WALDUR_USAGE_METRICS_FILE", &prom);
+    let out = run(audit);
+    assert!(out.status.success(), "{}", describe(&out));
+    let samples = metric_samples(&prom);
+    assert_eq!(samples[&key("waldur_usage_audit_differences", "")], 0.0);
+    assert_eq!(
+        samples[&key("waldur_usage_records_total", ",status=updated")],
+        updated as f64,
+        "the audit sent nothing"
+    );
+}
+
+#[test]
+fn the_audit_wrapper_finds_a_fresh_push_ok_and_an_unreported_month_missing() {
+    let rig = Rig::new("audit");
+    let out = run(rig.report(&[]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let posts = rig.usage_posts();
+    let month = current_billing_period()[..7].to_string();
+
+    let audit = |extra: &[&str]| {
+        let mut cmd = rig.wrapper("waldur-usage-audit");
+        cmd.arg("-c").arg(rig.dir.path("config.yaml")).args(extra);
+        run(cmd)
+    };
+    // This month, right after the push: every line ok, exit 0, nothing sent.
+    let out = audit(&["--period", &month]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let table = text(&out.stdout);
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    // hpc_alloc1: cpu, mem, gpu totals and 2 users each; hpc_alloc2: cpu, mem, one user each.
+    assert_eq!(rows.len(), 13, "{table}");
+    assert!(rows.iter().all(|r| r.ends_with("  ok")), "{table}");
+    assert!(
+        rows.iter().any(|r| r.starts_with(&month)
+            && r.contains("hpc_alloc1")
+            && r.contains(" cpu ")
+            && r.contains("(total)")
+            && r.contains("1.44     1.44        0.00  ok")),
+        "{table}"
+    );
+    assert_eq!(rig.usage_posts(), posts, "the audit wrote nothing");
+    assert!(
+        last_line(&out).contains("all 1 offerings agree with SLURM"),
+        "{}",
+        describe(&out)
+    );
+
+    // The default is last month, which was never reported: every value is missing, exit 1.
+    let out = audit(&["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let lines = text(&out.stdout);
+    let records: Vec<serde_json::Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON lines"))
+        .collect();
+    assert_eq!(records.len(), 13, "{lines}");
+    let previous = {
+        let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+        let first = jiff::civil::date(now.year(), now.month() as i8, 1);
+        let last = first.checked_sub(jiff::Span::new().days(1)).unwrap();
+        format!("{:04}-{:02}", last.year(), last.month())
+    };
+    for r in &records {
+        assert_eq!(r["kind"], "audit", "{r}");
+        assert_eq!(r["period"], previous.as_str(), "{r}");
+        // Nothing stored: a value SLURM measured is missing; a zero needs no row in Waldur.
+        let expected = if r["slurm"] == "0.00" {
+            "ok"
+        } else {
+            "missing"
+        };
+        assert_eq!(r["status"], expected, "{r}");
+    }
+    let missing = records.iter().filter(|r| r["status"] == "missing").count();
+    assert_eq!(missing, 12, "{lines}");
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("auditing {previous}")), "{err}");
+    assert!(
+        last_line(&out).contains("differences in 1 of 1 offerings"),
+        "{}",
+        describe(&out)
+    );
+
+    // Bad arguments are refused with 64 before anything runs.
+    let out = audit(&["--period", "2024-3"]);
+    assert_eq!(out.status.code(), Some(64), "{}", describe(&out));
+    assert!(text(&out.stderr).contains("expected a month YYYY-MM, got '2024-3'"));
 }
