@@ -27,6 +27,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Result records of one run, by what became of them.
@@ -263,6 +264,9 @@ pub fn update_file(path: &Path, run: &RunMetrics) -> io::Result<()> {
     let tmp = with_suffix(path, &format!(".tmp.{}", std::process::id()));
     let written = (|| {
         let mut f = std::fs::File::create(&tmp)?;
+        // node_exporter runs as another user, and the units' UMask=0077 would hide the file
+        // from it: the metrics hold no secret, so the file is 0644 whatever the umask.
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

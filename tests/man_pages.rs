@@ -58,6 +58,10 @@ fn programs() -> Vec<Documented> {
             command: script("waldur-usage-diagnose"),
             page: "waldur-usage-diagnose.8",
         },
+        Documented {
+            command: script("waldur-usage-audit"),
+            page: "waldur-usage-audit.8",
+        },
     ]
 }
 
@@ -242,7 +246,7 @@ fn every_program_has_a_page_and_every_page_renders_without_warnings() {
     for page in ["waldur-usage-config.5", "waldur-usage-records.5"] {
         assert!(names.contains(page), "man/{page} is missing");
     }
-    assert_eq!(pages.len(), 9, "expected 9 pages, found {names:?}");
+    assert_eq!(pages.len(), 10, "expected 10 pages, found {names:?}");
 
     let mut problems = Vec::new();
     for page in &pages {

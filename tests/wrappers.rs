@@ -1130,6 +1130,25 @@ fn the_token_from_the_environment_reaches_waldur_push_alone() {
     }
 }
 
+/// `cmd` run by `sh` after `umask 077`, with the same environment.
+fn with_umask_077(cmd: Command) -> Command {
+    let mut wrapped = Command::new("sh");
+    wrapped
+        .arg("-c")
+        .arg("umask 077 && exec \"$@\"")
+        .arg("sh")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    wrapped
+}
+
 /// The samples of a metrics file, `name{labels}` -> value, read by prometheus-parse.
 fn metric_samples(path: &Path) -> BTreeMap<String, f64> {
     let text = std::fs::read_to_string(path).expect("the metrics file exists");
@@ -1161,13 +1180,19 @@ fn the_report_wrapper_passes_the_metrics_file_to_waldur_push() {
     let prom = rig.dir.path("textfile/waldur-usage.prom");
     std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
     let results = rig.dir.path("results.jsonl");
-    let out = run(rig.report(&[
+    // Under the units' UMask=0077, as the service runs it.
+    let out = run(with_umask_077(rig.report(&[
         "--metrics-file",
         prom.to_str().unwrap(),
         "--results",
         results.to_str().unwrap(),
-    ]));
+    ])));
     assert!(out.status.success(), "{}", describe(&out));
+    let mode = std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o644,
+        "node_exporter, another user, must be able to read it"
+    );
     let updated = std::fs::read_to_string(&results)
         .unwrap()
         .matches("\"status\":\"updated\"")
