@@ -1276,7 +1276,7 @@ fn the_audit_wrapper_finds_a_fresh_push_ok_and_an_unreported_month_missing() {
     assert_eq!(records.len(), 13, "{lines}");
     let previous = {
         let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
-        let first = jiff::civil::date(now.year(), now.month() as i8, 1);
+        let first = jiff::civil::date(now.year(), now.month(), 1);
         let last = first.checked_sub(jiff::Span::new().days(1)).unwrap();
         format!("{:04}-{:02}", last.year(), last.month())
     };
