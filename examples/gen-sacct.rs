@@ -2,7 +2,7 @@
 //! (`JobIDRaw,Account,User,State,ElapsedRaw,AllocTRES,ReqTRES`), for benchmarks.
 //!
 //! ```text
-//! cargo run --release --example gen-sacct -- JOBS [SEED] > dump.txt
+//! cargo run --release --example gen-sacct -- JOBS [SEED [PAIRS]] > dump.txt
 //! ```
 //!
 //! The mix: 500 accounts (`hpc_acct_000`..), 2,000 users each working in two or three
@@ -10,6 +10,12 @@
 //! 1% never started (empty AllocTRES), 10% on GPUs (untyped plus typed, or typed only, some with
 //! `gres/gpumem`), 10% running for days (up to a whole month, as `--truncate` clips them),
 //! memory written as sacct does (`1000M`, `4G`, `2.50G`). Output is deterministic per seed.
+//!
+//! With PAIRS, the jobs spread over exactly PAIRS distinct (account, user) pairs instead (or
+//! over JOBS pairs, if fewer), the axis along which large sites grow: `max(40, PAIRS / 1600)`
+//! accounts (`hpc_acct_0000`..) and every user (`user000000`..) working in each of them. Job `n`
+//! goes to pair `n * STEP mod PAIRS` with STEP coprime to PAIRS, so every pair gets
+//! `JOBS / PAIRS` jobs or one more, in a scattered order. Everything else is drawn as above.
 
 use std::io::{self, BufWriter, Write};
 
@@ -33,12 +39,17 @@ impl Rng {
 
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = || io::Error::other("usage: gen-sacct JOBS [SEED]");
+    let usage = || io::Error::other("usage: gen-sacct JOBS [SEED [PAIRS]]");
     let jobs: u64 = args.next().and_then(|a| a.parse().ok()).ok_or_else(usage)?;
     let seed: u64 = match args.next() {
         Some(s) => s.parse().map_err(|_| usage())?,
         None => 42,
     };
+    let pairs: Option<u64> = match args.next() {
+        Some(p) => Some(p.parse().ok().filter(|&p| p > 0).ok_or_else(usage)?),
+        None => None,
+    };
+    let spread = pairs.map(Spread::new);
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let out = io::stdout().lock();
     let mut out = BufWriter::with_capacity(1 << 20, out);
@@ -97,11 +108,53 @@ fn main() -> io::Result<()> {
         .map_err(|_| io::Error::other("format"))?;
         let _ = write!(tres, "node={nodes}");
         let alloc = if started { tres.as_str() } else { "" };
-        writeln!(
-            out,
-            "{}|hpc_acct_{account:03}|user{user:04}|{state}|{elapsed}|{alloc}|{tres}",
-            1_000_000 + n
-        )?;
+        let id = 1_000_000 + n;
+        match &spread {
+            None => writeln!(
+                out,
+                "{id}|hpc_acct_{account:03}|user{user:04}|{state}|{elapsed}|{alloc}|{tres}"
+            )?,
+            Some(spread) => {
+                let (account, user) = spread.pair(n);
+                writeln!(
+                    out,
+                    "{id}|hpc_acct_{account:04}|user{user:06}|{state}|{elapsed}|{alloc}|{tres}"
+                )?
+            }
+        }
     }
     out.flush()
+}
+
+/// The pairs mode: job `n` to pair `n * step mod pairs`, pair `k` to account `k mod accounts`
+/// and user `k / accounts`.
+struct Spread {
+    pairs: u64,
+    step: u64,
+    accounts: u64,
+}
+
+impl Spread {
+    fn new(pairs: u64) -> Self {
+        let gcd = |mut a: u64, mut b: u64| {
+            while b != 0 {
+                (a, b) = (b, a % b);
+            }
+            a
+        };
+        let mut step = 1_000_003;
+        while gcd(step, pairs) != 1 {
+            step += 2;
+        }
+        Spread {
+            pairs,
+            step,
+            accounts: (pairs / 1600).max(40),
+        }
+    }
+
+    fn pair(&self, n: u64) -> (u64, u64) {
+        let k = ((u128::from(n) * u128::from(self.step)) % u128::from(self.pairs)) as u64;
+        (k % self.accounts, k / self.accounts)
+    }
 }
