@@ -389,6 +389,12 @@ impl<W: Write> RecordWriter<W> {
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+
+    /// The buffered output, for a stage that writes its own already-serialized record lines
+    /// (each one JSON object, `kind` first, and a newline).
+    pub fn raw(&mut self) -> &mut impl Write {
+        &mut self.out
+    }
 }
 
 /// The records of one period, complete: its `period_end` arrived and the count matched.

@@ -1,118 +1,25 @@
 //! Sums of TRES x seconds per account and per (account, user), exact in `u128`.
 //!
 //! Accounts and users are grouped by their ASCII lower-case form (Slurm keeps names lower-case,
-//! but a hand-made dump or a Waldur `backend_id` may not) and keep the spelling of their first
-//! line. The records come out sorted by lower-cased account, the account total (`user: null`)
-//! first, then the users sorted, so two runs over the same data diff cleanly.
+//! but a hand-made dump or a Waldur `backend_id` may not; see [`super::names`]). An account
+//! keeps the spelling of its first line, a user in it the spelling of the first line of that
+//! (account, user) pair. The records come out sorted by lower-cased account, the account total
+//! (`user: null`) first, then the users sorted, so two runs over the same data diff cleanly.
+//!
+//! The state per pair is compact: two name ids, a job count and the sums in [`super::sums`];
+//! the records are sorted once, at the end, and written straight as JSON lines.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::{self, Write};
 
 use crate::records::TresRecord;
 
 use super::hash::FxMap;
 use super::line::Allocation;
+use super::names::{NameId, NameTable, json_string};
+use super::sums::{Overflow, PairId, Sums};
 use super::tres::{TresId, TresTable};
-
-/// How many TRES ids are summed inline (no pointer to chase in the hot loop); sites with more
-/// TRES kinds spill the rest into a vector.
-const INLINE: usize = 16;
-
-/// Usage of one account or one user: job count and TRES x seconds by TRES id.
-///
-/// A TRES that appeared in any allocation is "seen" and reported even when its sum is zero
-/// (allocated for 0 s).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Allocations counted.
-    pub jobs: u64,
-    sums: [u128; INLINE],
-    /// Bit `id` set once TRES `id` (< [`INLINE`]) was seen.
-    seen: u32,
-    /// Sums and seen flags of ids from [`INLINE`] on.
-    extra: Vec<(u128, bool)>,
-}
-
-impl Usage {
-    fn slot(&mut self, id: TresId) -> &mut u128 {
-        let i = usize::from(id);
-        if i < INLINE {
-            return &mut self.sums[i];
-        }
-        if self.extra.len() <= i - INLINE {
-            self.extra.resize(i - INLINE + 1, (0, false));
-        }
-        &mut self.extra[i - INLINE].0
-    }
-
-    fn mark(&mut self, id: TresId) {
-        let i = usize::from(id);
-        if i < INLINE {
-            self.seen |= 1 << i;
-        } else {
-            self.extra[i - INLINE].1 = true;
-        }
-    }
-
-    /// The sum of TRES `id`, if it was seen.
-    pub fn get(&self, id: TresId) -> Option<u128> {
-        let i = usize::from(id);
-        if i < INLINE {
-            (self.seen & (1 << i) != 0).then_some(self.sums[i])
-        } else {
-            self.extra
-                .get(i - INLINE)
-                .and_then(|&(v, seen)| seen.then_some(v))
-        }
-    }
-
-    fn ids(&self) -> impl Iterator<Item = TresId> + '_ {
-        (0..INLINE + self.extra.len()).map(|i| i as TresId)
-    }
-
-    /// Add an allocation; all or nothing (on overflow nothing changes).
-    fn add(&mut self, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
-        // u64 x u64 always fits in u128; only a sum can overflow, which is undone.
-        let seconds = u128::from(alloc.seconds);
-        for (done, &(id, value)) in alloc.tres.iter().enumerate() {
-            let slot = self.slot(id);
-            match slot.checked_add(u128::from(value) * seconds) {
-                Some(sum) => *slot = sum,
-                None => {
-                    for &(id, value) in &alloc.tres[..done] {
-                        *self.slot(id) -= u128::from(value) * seconds;
-                    }
-                    return Err(AggregateError::Overflow);
-                }
-            }
-        }
-        for &(id, _) in alloc.tres {
-            self.mark(id);
-        }
-        self.jobs += 1;
-        Ok(())
-    }
-
-    /// Add another usage (an account total from its users).
-    fn merge(&mut self, other: &Usage) -> Result<(), AggregateError> {
-        for id in other.ids() {
-            if let Some(v) = other.get(id) {
-                let slot = self.slot(id);
-                *slot = slot.checked_add(v).ok_or(AggregateError::Overflow)?;
-                self.mark(id);
-            }
-        }
-        self.jobs += other.jobs;
-        Ok(())
-    }
-
-    /// The sums by TRES name.
-    pub fn named(&self, table: &TresTable) -> BTreeMap<String, u128> {
-        self.ids()
-            .filter_map(|id| self.get(id).map(|v| (table.name(id).to_string(), v)))
-            .collect()
-    }
-}
 
 /// Usage of one allocation by TRES name (for `--jobs`).
 pub fn job_usage(alloc: &Allocation<'_>) -> BTreeMap<String, u128> {
@@ -149,31 +56,43 @@ impl fmt::Display for AggregateError {
 
 impl std::error::Error for AggregateError {}
 
-/// One (account, user) pair: names as first seen, keys lower-cased.
-#[derive(Debug)]
-struct Slot {
-    account_key: Box<[u8]>,
-    user_key: Box<[u8]>,
-    account: String,
-    user: String,
-    usage: Usage,
+impl From<Overflow> for AggregateError {
+    fn from(_: Overflow) -> Self {
+        AggregateError::Overflow
+    }
+}
+
+/// One (account, user) pair.
+#[derive(Debug, Clone, Copy)]
+struct Pair {
+    account: NameId,
+    user: NameId,
+    jobs: u64,
 }
 
 /// Per-(account, user) sums of one period; account totals are the exact sums of their users,
-/// computed when the records are made. One hash lookup per line.
+/// computed by [`Aggregator::finish`]. Three small hash lookups per line, no allocation once
+/// the names are known.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    /// `lower(account) | lower(user)` -> index into `slots` (`|` cannot occur in a field).
-    index: FxMap<Box<[u8]>, usize>,
+    accounts: NameTable,
+    users: NameTable,
+    /// `account << 32 | user` -> pair.
+    index: FxMap<u64, PairId>,
     /// In order of first appearance.
-    slots: Vec<Slot>,
-    key: Vec<u8>,
+    pairs: Vec<Pair>,
+    sums: Sums,
+    /// The user's spelling in pairs whose first line spelled the user differently from the
+    /// user's first line anywhere: (text, JSON string).
+    spellings: FxMap<PairId, (Box<str>, Box<str>)>,
 }
 
-fn utf8(name: &[u8], what: &'static str) -> Result<String, AggregateError> {
-    std::str::from_utf8(name)
-        .map(str::to_string)
-        .map_err(|_| AggregateError::NotUtf8(what))
+fn utf8<'a>(name: &'a [u8], what: &'static str) -> Result<&'a str, AggregateError> {
+    std::str::from_utf8(name).map_err(|_| AggregateError::NotUtf8(what))
+}
+
+fn pair_key(account: NameId, user: NameId) -> u64 {
+    u64::from(account) << 32 | u64::from(user)
 }
 
 impl Aggregator {
@@ -184,87 +103,280 @@ impl Aggregator {
 
     /// Number of allocations added.
     pub fn jobs(&self) -> u64 {
-        self.slots.iter().map(|s| s.usage.jobs).sum()
+        self.pairs.iter().map(|p| p.jobs).sum()
+    }
+
+    /// Add the allocation's TRES x seconds to `pair`; all or nothing.
+    fn add_sums(&mut self, pair: PairId, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
+        // u64 x u64 always fits in u128; only a sum can overflow, which is undone.
+        let seconds = u128::from(alloc.seconds);
+        for (done, &(id, value)) in alloc.tres.iter().enumerate() {
+            if let Err(e) = self.sums.add(pair, id, u128::from(value) * seconds) {
+                for &(id, value) in &alloc.tres[..done] {
+                    self.sums.sub(pair, id, u128::from(value) * seconds);
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     /// Add one allocation to its (account, user); all or nothing, so a line rejected here
     /// (and skipped with `--skip-bad-lines`) leaves no trace.
     pub fn add(&mut self, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
-        self.key.clear();
-        self.key
-            .extend(alloc.account.iter().map(u8::to_ascii_lowercase));
-        self.key.push(b'|');
-        self.key
-            .extend(alloc.user.iter().map(u8::to_ascii_lowercase));
-        if let Some(&i) = self.index.get(self.key.as_slice()) {
-            return self.slots[i].usage.add(alloc);
+        let account = self.accounts.find(alloc.account);
+        let user = self.users.find(alloc.user);
+        if let (Some(a), Some(u)) = (account, user) {
+            if let Some(&pair) = self.index.get(&pair_key(a, u)) {
+                self.add_sums(pair, alloc)?;
+                self.pairs[pair as usize].jobs += 1;
+                return Ok(());
+            }
         }
-        let account = utf8(alloc.account, "account")?;
-        let user = utf8(alloc.user, "user")?;
-        let mut usage = Usage::default();
-        usage.add(alloc)?;
-        let split = alloc.account.len();
-        self.slots.push(Slot {
-            account_key: self.key[..split].into(),
-            user_key: self.key[split + 1..].into(),
+        // A new pair: names are checked before anything is kept.
+        let account_text = utf8(alloc.account, "account")?;
+        let user_text = utf8(alloc.user, "user")?;
+        let pair = PairId::try_from(self.pairs.len()).expect("fewer than 2^32 pairs");
+        if let Err(e) = self.add_sums(pair, alloc) {
+            for &(id, _) in alloc.tres {
+                self.sums.unsee(pair, id);
+            }
+            return Err(e);
+        }
+        let account = self.accounts.intern(alloc.account, account_text);
+        let user = self.users.intern(alloc.user, user_text);
+        if self.users.text(user) != user_text {
+            self.spellings
+                .insert(pair, (user_text.into(), json_string(user_text).into()));
+        }
+        self.pairs.push(Pair {
             account,
             user,
-            usage,
+            jobs: 1,
         });
-        self.index
-            .insert(self.key.clone().into_boxed_slice(), self.slots.len() - 1);
+        self.index.insert(pair_key(account, user), pair);
         Ok(())
     }
 
-    /// The `tres` records of `period`, sorted (see the module docs).
-    pub fn records(
-        &self,
-        period: &str,
-        table: &TresTable,
-    ) -> Result<Vec<TresRecord>, AggregateError> {
-        // Sort by (account key, user key); ties cannot happen (the pair is the map key).
-        let mut order: Vec<usize> = (0..self.slots.len()).collect();
-        order.sort_by(|&a, &b| {
-            let (a, b) = (&self.slots[a], &self.slots[b]);
-            (&a.account_key, &a.user_key).cmp(&(&b.account_key, &b.user_key))
-        });
-        let mut out = Vec::with_capacity(order.len() + order.len() / 2);
-        let mut group = order.as_slice();
-        while let Some(&first) = group.first() {
-            let key = &self.slots[first].account_key;
-            let n = group
+    /// Sort the pairs and sum the accounts: the records of the period, ready to write.
+    pub fn finish(self, table: &TresTable) -> Result<Summary, AggregateError> {
+        let (account_rank, user_rank) = (self.accounts.ranks(), self.users.ranks());
+        // (account rank, user rank, pair): distinct pairs never tie.
+        let mut keys: Vec<u128> = self
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                u128::from(account_rank[p.account as usize]) << 64
+                    | u128::from(user_rank[p.user as usize]) << 32
+                    | i as u128
+            })
+            .collect();
+        keys.sort_unstable();
+        let order: Vec<PairId> = keys.iter().map(|&k| k as PairId).collect();
+        drop(keys);
+        let mut by_name: Vec<TresId> = (0..table.len() as TresId).collect();
+        by_name.sort_by(|&a, &b| table.name(a).cmp(table.name(b)));
+        let mut summary = Summary {
+            tres_json: by_name
                 .iter()
-                .take_while(|&&i| &self.slots[i].account_key == key)
-                .count();
-            let (members, rest) = group.split_at(n);
-            // The account keeps the spelling of its earliest line.
-            let earliest = members.iter().copied().min().unwrap_or(first);
-            let account = &self.slots[earliest].account;
-            let mut total = Usage::default();
-            for &i in members {
-                total.merge(&self.slots[i].usage)?;
+                .map(|&id| json_string(table.name(id)))
+                .collect(),
+            tres_names: by_name
+                .iter()
+                .map(|&id| table.name(id).to_string())
+                .collect(),
+            by_name,
+            groups: Vec::new(),
+            order,
+            aggregator: self,
+        };
+        summary.sum_accounts()?;
+        Ok(summary)
+    }
+}
+
+/// One account: its pairs (a range of the sorted order) and its total.
+#[derive(Debug)]
+struct Group {
+    account: NameId,
+    members: std::ops::Range<usize>,
+    jobs: u64,
+    /// By position in `by_name`: the sum, if any member saw that TRES.
+    total: Vec<Option<u128>>,
+}
+
+/// The sorted records of one period (see the module docs), with the account totals summed.
+#[derive(Debug)]
+pub struct Summary {
+    aggregator: Aggregator,
+    /// Pairs sorted by (account, user).
+    order: Vec<PairId>,
+    groups: Vec<Group>,
+    /// TRES ids sorted by name, and their names (plain and as JSON strings) in that order.
+    by_name: Vec<TresId>,
+    tres_names: Vec<String>,
+    tres_json: Vec<String>,
+}
+
+impl Summary {
+    fn sum_accounts(&mut self) -> Result<(), AggregateError> {
+        let agg = &self.aggregator;
+        let mut start = 0;
+        while start < self.order.len() {
+            let account = agg.pairs[self.order[start] as usize].account;
+            let end = start
+                + self.order[start..]
+                    .iter()
+                    .take_while(|&&p| agg.pairs[p as usize].account == account)
+                    .count();
+            let mut total = vec![None; self.by_name.len()];
+            let mut jobs = 0;
+            for &pair in &self.order[start..end] {
+                jobs += agg.pairs[pair as usize].jobs;
+                let row = agg.sums.row(pair);
+                for (slot, &id) in total.iter_mut().zip(&self.by_name) {
+                    if let Some(v) = row.get(id) {
+                        let sum = slot.unwrap_or(0u128).checked_add(v);
+                        *slot = Some(sum.ok_or(AggregateError::Overflow)?);
+                    }
+                }
             }
+            self.groups.push(Group {
+                account,
+                members: start..end,
+                jobs,
+                total,
+            });
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// Number of records: one per account and one per (account, user).
+    pub fn len(&self) -> usize {
+        self.groups.len() + self.order.len()
+    }
+
+    /// True when the period had no allocation.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Visit the records in order: (account group, `None` for the total or `Some(pair)`).
+    fn each<E>(
+        &self,
+        mut visit: impl FnMut(&Group, Option<PairId>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for group in &self.groups {
+            visit(group, None)?;
+            for &pair in &self.order[group.members.clone()] {
+                visit(group, Some(pair))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The user of `pair`: (text, JSON string).
+    fn user(&self, pair: PairId) -> (&str, &str) {
+        let agg = &self.aggregator;
+        match agg.spellings.get(&pair) {
+            Some((text, json)) => (text, json),
+            None => {
+                let id = agg.pairs[pair as usize].user;
+                (agg.users.text(id), agg.users.json(id))
+            }
+        }
+    }
+
+    /// The sums of a record, by position in `by_name`.
+    fn sums<'s>(
+        &'s self,
+        group: &'s Group,
+        pair: Option<PairId>,
+    ) -> impl Iterator<Item = (usize, u128)> + 's {
+        let row = pair.map(|p| self.aggregator.sums.row(p));
+        (0..self.by_name.len()).filter_map(move |i| match row {
+            None => group.total[i].map(|v| (i, v)),
+            Some(row) => row.get(self.by_name[i]).map(|v| (i, v)),
+        })
+    }
+
+    fn jobs(&self, group: &Group, pair: Option<PairId>) -> u64 {
+        pair.map_or(group.jobs, |p| self.aggregator.pairs[p as usize].jobs)
+    }
+
+    /// The `tres` records of `period`.
+    pub fn records(&self, period: &str) -> Vec<TresRecord> {
+        let mut out = Vec::with_capacity(self.len());
+        let agg = &self.aggregator;
+        let _ = self.each(|group, pair| -> Result<(), ()> {
             out.push(TresRecord {
                 period: period.to_string(),
-                account: account.clone(),
-                user: None,
-                jobs: total.jobs,
-                tres_seconds: total.named(table),
+                account: agg.accounts.text(group.account).to_string(),
+                user: pair.map(|p| self.user(p).0.to_string()),
+                jobs: self.jobs(group, pair),
+                tres_seconds: self
+                    .sums(group, pair)
+                    .map(|(i, v)| (self.tres_names[i].clone(), v))
+                    .collect(),
             });
-            for &i in members {
-                let s = &self.slots[i];
-                out.push(TresRecord {
-                    period: period.to_string(),
-                    account: account.clone(),
-                    user: Some(s.user.clone()),
-                    jobs: s.usage.jobs,
-                    tres_seconds: s.usage.named(table),
-                });
-            }
-            group = rest;
-        }
-        Ok(out)
+            Ok(())
+        });
+        out
     }
+
+    /// Write the `tres` records of `period` as JSON lines, byte for byte what serde_json
+    /// writes for [`Summary::records`] (`kind` first).
+    pub fn write_json(&self, period: &str, out: &mut impl Write) -> io::Result<()> {
+        let agg = &self.aggregator;
+        let period = json_string(period);
+        let mut line = Vec::with_capacity(512);
+        self.each(|group, pair| {
+            line.clear();
+            line.extend_from_slice(b"{\"kind\":\"tres\",\"period\":");
+            line.extend_from_slice(period.as_bytes());
+            line.extend_from_slice(b",\"account\":");
+            line.extend_from_slice(agg.accounts.json(group.account).as_bytes());
+            line.extend_from_slice(b",\"user\":");
+            match pair {
+                None => line.extend_from_slice(b"null"),
+                Some(p) => line.extend_from_slice(self.user(p).1.as_bytes()),
+            }
+            line.extend_from_slice(b",\"jobs\":");
+            push_decimal(&mut line, u128::from(self.jobs(group, pair)));
+            line.extend_from_slice(b",\"tres_seconds\":{");
+            for (n, (i, v)) in self.sums(group, pair).enumerate() {
+                if n > 0 {
+                    line.push(b',');
+                }
+                line.extend_from_slice(self.tres_json[i].as_bytes());
+                line.push(b':');
+                push_decimal(&mut line, v);
+            }
+            line.extend_from_slice(b"}}\n");
+            out.write_all(&line)
+        })
+    }
+}
+
+/// Append `v` in decimal (the `u64` loop for all but the rare sum past 2^64).
+fn push_decimal(out: &mut Vec<u8>, v: u128) {
+    let Ok(mut v) = u64::try_from(v) else {
+        out.extend_from_slice(v.to_string().as_bytes());
+        return;
+    };
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
@@ -303,7 +415,7 @@ mod tests {
         agg.add(&alloc(t, "zeta", "Alice", 100, &b)).unwrap();
         agg.add(&alloc(t, "alpha", "carol", 3, &a)).unwrap();
         agg.add(&alloc(t, "ZETA", "BOB", 5, &a)).unwrap();
-        let recs = agg.records("2024-03", &table).unwrap();
+        let recs = agg.finish(&table).unwrap().records("2024-03");
         let keys: Vec<_> = recs
             .iter()
             .map(|r| (r.account.as_str(), r.user.as_deref(), r.jobs))
@@ -333,14 +445,16 @@ mod tests {
         // Found by the property test: a new account with a user name that is not UTF-8 used to
         // leave an empty account total behind when the line was skipped.
         let table = TresTable::new();
-        let mut agg = Aggregator::new();
         let mut bad = alloc(&table, "acct", "x", 5, &[]);
         bad.user = b"\xff";
+        let mut agg = Aggregator::new();
         assert_eq!(agg.add(&bad), Err(AggregateError::NotUtf8("user")));
-        assert!(agg.records("2024-03", &table).unwrap().is_empty());
+        assert!(agg.finish(&table).unwrap().records("2024-03").is_empty());
+        let mut agg = Aggregator::new();
+        assert_eq!(agg.add(&bad), Err(AggregateError::NotUtf8("user")));
         agg.add(&alloc(&table, "acct", "ok", 5, &[])).unwrap();
         assert_eq!(agg.add(&bad), Err(AggregateError::NotUtf8("user")));
-        let recs = agg.records("2024-03", &table).unwrap();
+        let recs = agg.finish(&table).unwrap().records("2024-03");
         assert_eq!(recs.len(), 2);
         assert_eq!((recs[0].jobs, recs[1].jobs), (1, 1));
     }
@@ -356,11 +470,60 @@ mod tests {
         for _ in 0..1000 {
             agg.add(&alloc(&table, "a", "u", 31 * 86_400, &t)).unwrap();
         }
-        let recs = agg.records("2024-03", &table).unwrap();
+        let recs = agg.finish(&table).unwrap().records("2024-03");
         assert_eq!(recs[0].tres_seconds["cpu"], 100_000u128 * 2_678_400 * 1000);
         assert_eq!(
             recs[0].tres_seconds["mem"],
             (1u128 << 40) * 2_678_400 * 1000
         );
+    }
+
+    #[test]
+    fn a_user_keeps_the_spelling_of_the_first_line_of_each_pair_and_the_json_is_serdes() {
+        let mut table = TresTable::new();
+        let mut t = Vec::new();
+        parse_tres(b"cpu=2,mem=1M", &mut table, &mut t).unwrap();
+        let mut agg = Aggregator::new();
+        agg.add(&alloc(&table, "b", "BOB", 1, &t)).unwrap();
+        agg.add(&alloc(&table, "a", "bob", 2, &t)).unwrap();
+        agg.add(&alloc(&table, "b", "bob", 4, &t)).unwrap();
+        agg.add(&alloc(&table, "a", "J\u{e9}r\u{f4}me \"x\"", 8, &[]))
+            .unwrap();
+        let summary = agg.finish(&table).unwrap();
+        let records = summary.records("2024-03");
+        let users: Vec<_> = records.iter().map(|r| r.user.as_deref()).collect();
+        assert_eq!(
+            users,
+            [
+                None,
+                Some("bob"),
+                Some("J\u{e9}r\u{f4}me \"x\""),
+                None,
+                Some("BOB")
+            ]
+        );
+        // Sorted by lower-cased name ("bob" < "j\u{e9}r\u{f4}me"); b/BOB: cpu 2 x (1 + 4) = 10.
+        assert_eq!(records[4].tres_seconds["cpu"], 10);
+        // A user seen with no TRES has an empty map, and the account total is still there.
+        assert!(records[2].tres_seconds.is_empty());
+        let mut json = Vec::new();
+        summary.write_json("2024-03", &mut json).unwrap();
+        let expected: String = records
+            .into_iter()
+            .map(|r| crate::records::Record::Tres(r).to_json() + "\n")
+            .collect();
+        assert_eq!(String::from_utf8(json).unwrap(), expected);
+    }
+
+    #[test]
+    fn an_account_total_past_two_to_the_128_fails_the_period() {
+        let mut table = TresTable::new();
+        let mut t = Vec::new();
+        parse_tres(b"cpu=18446744073709551615", &mut table, &mut t).unwrap();
+        let mut agg = Aggregator::new();
+        // Each user alone fits (2^64 - 1)^2 < 2^128; their sum does not.
+        agg.add(&alloc(&table, "a", "u1", u64::MAX, &t)).unwrap();
+        agg.add(&alloc(&table, "a", "u2", u64::MAX, &t)).unwrap();
+        assert_eq!(agg.finish(&table).err(), Some(AggregateError::Overflow));
     }
 }

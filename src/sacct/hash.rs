@@ -32,6 +32,18 @@ impl Hasher for FxHasher {
         self.add(n as u64);
     }
 
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
     fn finish(&self) -> u64 {
         self.0
     }

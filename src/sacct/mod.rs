@@ -7,7 +7,9 @@
 //! - [`jobid`]: job ids (arrays, het jobs, steps);
 //! - [`line`]: the columns of a line, header detection, one line to one allocation (with a
 //!   bounded cache of parsed TRES strings, since jobs of one shape print the same string);
-//! - [`aggregate`]: exact sums per account and user, sorted output;
+//! - [`names`]: account and user names, interned and grouped case-insensitively;
+//! - [`sums`]: exact sums by (pair, TRES) in little memory;
+//! - [`aggregate`]: exact sums per account and user, sorted output written as JSON lines;
 //! - [`read`]: one period's whole stream, the bad-line policy, `--jobs` spooling;
 //! - [`command`]: the sacct command line and running it with a timeout;
 //! - [`check`]: `--check` diagnostics;
@@ -41,6 +43,8 @@ pub mod elapsed;
 mod hash;
 pub mod jobid;
 pub mod line;
+pub mod names;
 pub mod pipeline;
 pub mod read;
+pub mod sums;
 pub mod tres;

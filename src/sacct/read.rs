@@ -10,7 +10,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 
 use crate::records::{JobRecord, MonthEndRecord, MonthRecord, Record, RecordWriter, TresRecord};
 
-use super::aggregate::{AggregateError, Aggregator, job_usage};
+use super::aggregate::{AggregateError, Aggregator, Summary, job_usage};
 use super::line::{
     AccountFilter, Layout, LayoutError, LineParser, Parsed, header_names, is_header,
     unsupported_format,
@@ -165,7 +165,7 @@ pub struct MonthData {
     /// `YYYY-MM`.
     pub period: String,
     /// The `tres` records: account totals (exact sums of their users) and users, sorted.
-    records: Vec<TresRecord>,
+    summary: Summary,
     /// Job records, with `--jobs`.
     pub jobs: Option<JobSpool>,
     /// Lines read, header excluded.
@@ -178,8 +178,8 @@ pub struct MonthData {
 
 impl MonthData {
     /// The `tres` records (with `--jobs` they are not written; the job records are).
-    pub fn tres_records(&self) -> &[TresRecord] {
-        &self.records
+    pub fn tres_records(&self) -> Vec<TresRecord> {
+        self.summary.records(&self.period)
     }
 
     /// Write the period: `period` (when given), the data records, then `period_end`.
@@ -198,11 +198,8 @@ impl MonthData {
                 n
             }
             None => {
-                let n = self.records.len() as u64;
-                for r in self.records {
-                    out.write(&Record::Tres(r))?;
-                }
-                n
+                self.summary.write_json(&self.period, out.raw())?;
+                self.summary.len() as u64
             }
         };
         let end = MonthEndRecord {
@@ -240,6 +237,55 @@ fn warn_skipped(period: &str, number: u64, skipped: u64, reason: &str, line: &[u
     }
 }
 
+/// The lines of a stream, each with its newline (the last one may lack it), borrowed from the
+/// reader's buffer when they lie whole in it: sacct's output is read without a copy per line.
+struct LineSource<R> {
+    input: R,
+    /// A line that spans two buffer fills.
+    carry: Vec<u8>,
+    /// Bytes of the line handed out last, consumed before the next one.
+    pending: usize,
+}
+
+impl<R: BufRead> LineSource<R> {
+    fn new(input: R) -> Self {
+        LineSource {
+            input,
+            carry: Vec::with_capacity(1024),
+            pending: 0,
+        }
+    }
+
+    fn next_line(&mut self) -> io::Result<Option<&[u8]>> {
+        self.input.consume(std::mem::take(&mut self.pending));
+        self.carry.clear();
+        loop {
+            let (newline, available) = {
+                let buf = self.input.fill_buf()?;
+                (memchr::memchr(b'\n', buf), buf.len())
+            };
+            match newline {
+                _ if available == 0 => {
+                    return Ok((!self.carry.is_empty()).then_some(self.carry.as_slice()));
+                }
+                Some(i) if self.carry.is_empty() => {
+                    self.pending = i + 1;
+                    return Ok(Some(&self.input.fill_buf()?[..=i]));
+                }
+                Some(i) => {
+                    self.carry.extend_from_slice(&self.input.fill_buf()?[..=i]);
+                    self.input.consume(i + 1);
+                    return Ok(Some(self.carry.as_slice()));
+                }
+                None => {
+                    self.carry.extend_from_slice(self.input.fill_buf()?);
+                    self.input.consume(available);
+                }
+            }
+        }
+    }
+}
+
 /// Read a whole sacct output stream as the data of `period`.
 pub fn read_period<R: BufRead>(
     mut input: R,
@@ -254,16 +300,11 @@ pub fn read_period<R: BufRead>(
     } else {
         None
     };
-    let mut buf = Vec::with_capacity(1024);
+    let mut source = LineSource::new(&mut input);
     let (mut number, mut lines, mut allocations, mut skipped) = (0u64, 0u64, 0u64, 0u64);
     let mut first = true;
-    loop {
-        buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
+    while let Some(mut line) = source.next_line()? {
         number += 1;
-        let mut line = buf.as_slice();
         // sacct ends every line, the last one too, with a newline: without one the dump was cut.
         let cut = match line.strip_suffix(b"\n") {
             Some(l) => {
@@ -354,12 +395,12 @@ pub fn read_period<R: BufRead>(
     if let Some(spool) = jobs.as_mut() {
         spool.file.flush()?;
     }
-    let records = aggregate
-        .records(period, parser.table())
+    let summary = aggregate
+        .finish(parser.table())
         .map_err(ReadError::Aggregate)?;
     Ok(MonthData {
         period: period.to_string(),
-        records,
+        summary,
         jobs,
         lines,
         allocations,
