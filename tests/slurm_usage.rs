@@ -691,3 +691,47 @@ JobIDRaw|Account|User|ElapsedRaw|AllocTRES
     assert_eq!((u["cpu"], u["mem"]), (60, 4000));
     assert_eq!(jobs(&recs, "hpc_alloc1", Some("hpcuser1")), 2);
 }
+
+#[test]
+fn start_and_end_take_a_whole_month_as_month_split_does() {
+    // `--start 2024-03 --end 2024-03` is March 1st to March 31st in every tool that takes them:
+    // slurm-usage reports the same one period as with `--period 2024-03`, and its period
+    // record is month-split's, byte for byte.
+    let path = fixture("b3_alloc_detail.header.txt");
+    let now = "2024-05-01T00:00:00Z";
+    let run = |args: &[&str]| {
+        let out = cmd()
+            .args(args)
+            .args(["--now", now, "--input", &path, "--log-level", "error"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let by_month = run(&["--start", "2024-03", "--end", "2024-03"]);
+    assert_eq!(by_month, run(&["--period", "2024-03"]));
+    assert_eq!(
+        by_month,
+        run(&["--start", "2024-03-01", "--end", "2024-03-31"])
+    );
+    let split = Command::cargo_bin("month-split")
+        .unwrap()
+        .args([
+            "--tz", "UTC", "--start", "2024-03", "--end", "2024-03", "--now", now,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(split.status.code(), Some(0), "{split:?}");
+    let period = String::from_utf8(split.stdout).unwrap();
+    assert_eq!(by_month.lines().next(), period.lines().next());
+    assert!(period.contains(r#""period":"2024-03","start":"2024-03-01T00:00:00+00:00","end":"2024-04-01T00:00:00+00:00""#), "{period}");
+    // A month range still covers its months: two here, which one saved dump cannot hold.
+    let out = cmd()
+        .args([
+            "--start", "2024-02", "--end", "2024-03", "--now", now, "--input", &path,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cover 2 months"));
+}

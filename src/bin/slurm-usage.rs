@@ -52,11 +52,12 @@ struct Args {
     #[argh(option)]
     period: Option<String>,
 
-    /// first day, YYYY-MM-DD: every month from --start to --end is a period
+    /// first day, YYYY-MM-DD or YYYY-MM (its 1st): every month from --start to --end is a
+    /// period
     #[argh(option)]
     start: Option<String>,
 
-    /// last day (inclusive), YYYY-MM-DD
+    /// last day (inclusive), YYYY-MM-DD or YYYY-MM (its last day)
     #[argh(option)]
     end: Option<String>,
 
@@ -261,8 +262,8 @@ fn run(args: Args) -> Result<(), Failure> {
     } else if let (Some(s), Some(e)) = (&args.start, &args.end) {
         let list = period::periods_between(
             &timezone,
-            period::parse_date(s).map_err(usage)?,
-            period::parse_date(e).map_err(usage)?,
+            period::parse_bound(s, false).map_err(usage)?,
+            period::parse_bound(e, true).map_err(usage)?,
             now,
         )
         .map_err(usage)?;
