@@ -115,6 +115,21 @@ impl Failure {
     }
 }
 
+impl From<crate::sacct::pipeline::StopError> for Failure {
+    /// slurm-usage's outcomes: bad records 65, a failed write 74, a wrong period count 64,
+    /// failed periods the first one's status.
+    fn from(e: crate::sacct::pipeline::StopError) -> Self {
+        use crate::sacct::pipeline::StopError;
+        let code = match &e {
+            StopError::Input(_) => exit::DATAERR,
+            StopError::Write(_) => exit::IOERR,
+            StopError::PeriodCount(_) => exit::USAGE,
+            StopError::Periods { code, .. } => *code,
+        };
+        Failure::new(code, e)
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#}", self.error)

@@ -307,7 +307,7 @@ fn run(args: Args) -> Result<(), Failure> {
         // stdin may carry --input -; period records are not read from it.
         given => pipeline::run(&settings, given, std::io::empty(), stdout)?,
     };
-    summary.into_result()
+    Ok(summary.into_result()?)
 }
 
 fn main() -> std::process::ExitCode {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::cli::{Failure, exit};
+use crate::cli::exit;
 use crate::config::Compat;
 use crate::period;
 use crate::records::{MonthEndRecord, MonthRecord, Record, RecordReader, RecordWriter};
@@ -82,21 +82,69 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// `Ok` when every period was written; else the first failure's exit status.
-    pub fn into_result(self) -> Result<(), Failure> {
+    /// `Ok` when every period was written; else [`StopError::Periods`].
+    pub fn into_result(self) -> Result<(), StopError> {
         let Some(first) = self.failed.first() else {
             return Ok(());
         };
-        let names: Vec<&str> = self.failed.iter().map(|f| f.period.as_str()).collect();
-        Err(Failure::new(
-            first.code,
-            anyhow::anyhow!(
-                "{} of {} periods failed and wrote no records: {}",
-                self.failed.len(),
-                self.failed.len() + self.done.len(),
-                names.join(", ")
+        Err(StopError::Periods {
+            code: first.code,
+            total: self.failed.len() + self.done.len(),
+            failed: self.failed.into_iter().map(|f| f.period).collect(),
+        })
+    }
+}
+
+/// Why a run stopped, or that some of its periods failed. `src/cli.rs` maps each to its exit
+/// status.
+#[derive(Debug)]
+pub enum StopError {
+    /// A record on stdin is not valid (exit 65).
+    Input(crate::records::RecordError),
+    /// Writing the records failed (exit 74; a closed pipe is told apart).
+    Write(std::io::Error),
+    /// Saved input came with other than one `period` record on stdin (exit 64).
+    PeriodCount(usize),
+    /// These periods failed and wrote no records; `code` is the first one's exit status.
+    Periods {
+        /// Exit status class of the first failure.
+        code: u8,
+        /// Periods in the run.
+        total: usize,
+        /// The failed periods, `YYYY-MM`.
+        failed: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for StopError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopError::Input(e) => write!(f, "{e}"),
+            StopError::Write(_) => f.write_str("writing records"),
+            StopError::PeriodCount(count) => write!(
+                f,
+                "--input holds the sacct output of one period, but stdin carried {count} \
+                 period records; give exactly one, or use --period YYYY-MM"
             ),
-        ))
+            StopError::Periods {
+                total, failed, ..
+            } => write!(
+                f,
+                "{} of {total} periods failed and wrote no records: {}",
+                failed.len(),
+                failed.join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StopError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // The input error's text is already the message; the write error is the cause.
+        match self {
+            StopError::Write(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -203,7 +251,7 @@ impl Settings {
         &self,
         p: &MonthRecord,
         out: &mut RecordWriter<W>,
-    ) -> Result<Result<MonthEndRecord, MonthFailure>, Failure> {
+    ) -> Result<Result<MonthEndRecord, MonthFailure>, StopError> {
         let data = match self.collect(p) {
             Ok(d) => d,
             Err(f) => {
@@ -211,7 +259,7 @@ impl Settings {
                 return Ok(Err(f));
             }
         };
-        let end = data.write(Some(p), out).map_err(io_failure)?;
+        let end = data.write(Some(p), out).map_err(StopError::Write)?;
         crate::info!(
             "period {} ({}/{}): {} records, {} allocations in {} lines, {} skipped",
             p.period,
@@ -224,15 +272,6 @@ impl Settings {
         );
         Ok(Ok(end))
     }
-}
-
-/// A failed write of the output (exit 74), keeping the `io::Error` so that a closed pipe can
-/// be told apart.
-fn io_failure(e: std::io::Error) -> Failure {
-    Failure::new(
-        exit::IOERR,
-        anyhow::Error::new(e).context("writing records"),
-    )
 }
 
 /// Where the periods come from.
@@ -250,13 +289,13 @@ pub fn run<R: BufRead, W: Write>(
     periods: Periods,
     stdin: R,
     stdout: W,
-) -> Result<Summary, Failure> {
+) -> Result<Summary, StopError> {
     let mut out = RecordWriter::new(stdout);
     let mut summary = Summary::default();
     let handle = |p: &MonthRecord,
                   out: &mut RecordWriter<W>,
                   summary: &mut Summary|
-     -> Result<(), Failure> {
+     -> Result<(), StopError> {
         match settings.process(p, out)? {
             Ok(end) => summary.done.push(end),
             Err(f) => summary.failed.push(f),
@@ -275,34 +314,31 @@ pub fn run<R: BufRead, W: Write>(
                 // Saved input belongs to one period: read them all to know there is one.
                 let all = records
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| Failure::new(exit::DATAERR, e))?;
+                    .map_err(StopError::Input)?;
                 let count = all
                     .iter()
                     .filter(|(_, r)| matches!(r, Record::Period(_)))
                     .count();
                 if count != 1 {
-                    return Err(Failure::usage(format!(
-                        "--input holds the sacct output of one period, but stdin carried {count} \
-                         period records; give exactly one, or use --period YYYY-MM"
-                    )));
+                    return Err(StopError::PeriodCount(count));
                 }
                 for (_, r) in all {
                     match r {
                         Record::Period(p) => handle(&p, &mut out, &mut summary)?,
-                        other => out.write(&other).map_err(io_failure)?,
+                        other => out.write(&other).map_err(StopError::Write)?,
                     }
                 }
             } else {
                 for item in records {
-                    let (_, r) = item.map_err(|e| Failure::new(exit::DATAERR, e))?;
+                    let (_, r) = item.map_err(StopError::Input)?;
                     match r {
                         Record::Period(p) => handle(&p, &mut out, &mut summary)?,
-                        other => out.write(&other).map_err(io_failure)?,
+                        other => out.write(&other).map_err(StopError::Write)?,
                     }
                 }
             }
         }
     }
-    out.flush().map_err(io_failure)?;
+    out.flush().map_err(StopError::Write)?;
     Ok(summary)
 }
