@@ -46,17 +46,34 @@ pub struct NameTable {
 /// The longest name kept in [`NameTable::short`]; its last byte holds the length.
 const SHORT: usize = 23;
 
-/// `key` packed into three words (bytes, then the length in the last byte).
-fn pack(key: &[u8]) -> Option<[u64; 3]> {
-    if key.len() > SHORT {
+/// `name` in ASCII lower case, packed into three words (bytes, then the length in the last
+/// byte), when it is at most [`SHORT`] bytes long. Word-wise, so that nothing goes through
+/// memory on the way (a byte buffer read back as words stalls the hot loop).
+fn pack(name: &[u8]) -> Option<[u64; 3]> {
+    if name.len() > SHORT {
         return None;
     }
-    let mut bytes = [0u8; 24];
-    bytes[..key.len()].copy_from_slice(key);
-    bytes[SHORT] = key.len() as u8;
-    let word =
-        |i: usize| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-    Some([word(0), word(1), word(2)])
+    let mut words = [0u64; 3];
+    for (word, chunk) in words.iter_mut().zip(name.chunks(8)) {
+        *word = lower_word(match <[u8; 8]>::try_from(chunk) {
+            Ok(bytes) => u64::from_le_bytes(bytes),
+            Err(_) => chunk.iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
+        });
+    }
+    words[2] |= (name.len() as u64) << 56;
+    Some(words)
+}
+
+/// The eight bytes of `w` in ASCII lower case (other bytes, non-ASCII too, unchanged).
+fn lower_word(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = w & !HIGH;
+    // Per byte, the high bit says: at least 'A' (0x41), and at least '[' (0x5b, after 'Z').
+    let from_a = low7 + (0x80 - 0x41) * ONES;
+    let past_z = low7 + (0x80 - 0x5b) * ONES;
+    let upper = from_a & !past_z & !w & HIGH;
+    w | upper >> 2
 }
 
 /// `name` in ASCII lower case, borrowed when it already is (the common case).
@@ -78,10 +95,9 @@ pub fn json_string(text: &str) -> String {
 impl NameTable {
     /// The id of `name` when it (or its lower-case form) is already known.
     pub fn find(&mut self, name: &[u8]) -> Option<NameId> {
-        let key = lowered(name, &mut self.lower);
-        match pack(key) {
+        match pack(name) {
             Some(packed) => self.short.get(&packed).copied(),
-            None => self.long.get(key).copied(),
+            None => self.long.get(lowered(name, &mut self.lower)).copied(),
         }
     }
 
@@ -93,7 +109,7 @@ impl NameTable {
         }
         let id = NameId::try_from(self.entries.len()).expect("fewer than 2^32 names");
         let key: Box<[u8]> = lowered(name, &mut self.lower).into();
-        match pack(&key) {
+        match pack(name) {
             Some(packed) => self.short.insert(packed, id),
             None => self.long.insert(key.clone(), id),
         };
@@ -158,6 +174,24 @@ mod tests {
         // "alpha" < "zeta" although 'Z' < 'a' in the original spelling.
         assert_eq!(names.ranks(), vec![1, 0]);
         assert_eq!((names.text(zeta), names.text(alpha)), ("Zeta", "alpha"));
+    }
+
+    #[test]
+    fn words_are_lower_cased_byte_for_byte() {
+        for b in 0..=255u8 {
+            let w = u64::from_le_bytes([b, b'Z', b'A', b'@', b'[', 0xc3, b'z', b'a']);
+            let expected = u64::from_le_bytes([
+                b.to_ascii_lowercase(),
+                b'z',
+                b'a',
+                b'@',
+                b'[',
+                0xc3,
+                b'z',
+                b'a',
+            ]);
+            assert_eq!(lower_word(w), expected, "byte {b:#x}");
+        }
     }
 
     #[test]

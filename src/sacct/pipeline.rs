@@ -126,9 +126,7 @@ impl std::fmt::Display for StopError {
                 "--input holds the sacct output of one period, but stdin carried {count} \
                  period records; give exactly one, or use --period YYYY-MM"
             ),
-            StopError::Periods {
-                total, failed, ..
-            } => write!(
+            StopError::Periods { total, failed, .. } => write!(
                 f,
                 "{} of {total} periods failed and wrote no records: {}",
                 failed.len(),
