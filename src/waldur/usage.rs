@@ -25,10 +25,19 @@ pub struct FxHasher(u64);
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word: [u8; 8] = chunk.try_into().expect("8 bytes");
             self.write_u64(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            // Shifts, not a copy through memory: a short tail is the common case.
+            let word = rest
+                .iter()
+                .rev()
+                .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+            self.write_u64(word);
         }
     }
 
@@ -49,7 +58,9 @@ impl Hasher for FxHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // The product's high bits depend on all input bits; hashbrown takes its bucket from
+        // the low ones.
+        self.0.rotate_left(26)
     }
 }
 
@@ -199,7 +210,14 @@ pub struct MonthBuilder {
     accounts: Vec<AccountUsage>,
     by_key: HashMap<Box<str>, u32, Fx>,
     last: Option<(String, u32)>,
-    seen: HashSet<u64, Fx>,
+    /// User id -> 1 + the account of its latest row (0: none yet). While an account's
+    /// records come in one run, a user already has a row in it exactly when this names it.
+    latest: Vec<u32>,
+    /// The account whose run of records is going on.
+    current: Option<u32>,
+    /// The users of accounts whose records came in more than one run, for those the
+    /// run check cannot answer.
+    reopened: HashMap<u32, HashSet<NameId, Fx>, Fx>,
 }
 
 /// An account's number within a [`MonthBuilder`].
@@ -257,6 +275,14 @@ impl MonthBuilder {
         values: impl IntoIterator<Item = (&'c str, Amount)>,
         line: usize,
     ) -> Result<(), Duplicate> {
+        if self.current != Some(account.0) {
+            self.current = Some(account.0);
+            let a = &self.accounts[account.0 as usize];
+            if !a.rows.is_empty() && !self.reopened.contains_key(&account.0) {
+                let users = a.rows.iter().map(|r| r.user).collect();
+                self.reopened.insert(account.0, users);
+            }
+        }
         let a = &mut self.accounts[account.0 as usize];
         match user {
             None => {
@@ -278,10 +304,19 @@ impl MonthBuilder {
             }
             Some(user) => {
                 let id = self.users.intern(user);
-                if !self.seen.insert(u64::from(account.0) << 32 | u64::from(id)) {
+                if self.latest.len() <= id as usize {
+                    self.latest.resize(id as usize + 1, 0);
+                }
+                let mark = account.0 + 1;
+                let again = match self.reopened.get_mut(&account.0) {
+                    Some(users) => !users.insert(id),
+                    None => self.latest[id as usize] == mark,
+                };
+                if again {
                     let first = a.rows.iter().find(|r| r.user == id).map_or(0, |r| r.line);
                     return Err(Duplicate { first });
                 }
+                self.latest[id as usize] = mark;
                 let start = u32::try_from(a.comps.len()).expect("fewer than 2^32 values");
                 a.rows.push(Row {
                     user: id,
@@ -317,8 +352,15 @@ impl MonthBuilder {
             rank[id as usize] = r as u32;
         }
         accounts.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut by_name: Vec<NameId> = (0..users.len() as NameId).collect();
+        by_name.sort_unstable_by(|&a, &b| users.get(a).cmp(users.get(b)));
+        let mut user_rank = vec![0u32; by_name.len()];
+        for (r, &id) in by_name.iter().enumerate() {
+            user_rank[id as usize] = r as u32;
+        }
+        drop(by_name);
         for a in &mut accounts {
-            sort_rows(a, &users, &rank);
+            sort_rows(a, &user_rank, &rank);
         }
         let month = MonthUsage {
             period,
@@ -357,9 +399,9 @@ impl MonthBuilder {
 }
 
 /// Rows in user-name order, each row's values in component-name order, rebuilt contiguous.
-fn sort_rows(a: &mut AccountUsage, users: &Names, rank: &[u32]) {
+fn sort_rows(a: &mut AccountUsage, user_rank: &[u32], rank: &[u32]) {
     let mut idx: Vec<usize> = (0..a.rows.len()).collect();
-    idx.sort_by(|&x, &y| users.get(a.rows[x].user).cmp(users.get(a.rows[y].user)));
+    idx.sort_unstable_by_key(|&x| user_rank[a.rows[x].user as usize]);
     let mut rows = Vec::with_capacity(a.rows.len());
     let mut comps = Vec::with_capacity(a.comps.len());
     let mut amounts = Vec::with_capacity(a.amounts.len());
@@ -666,5 +708,14 @@ mod tests {
         );
         let other = b.account("hpc_b");
         assert_eq!(b.add(other, Some("ann"), [], 11), Ok(()));
+        // hpc_a again, after hpc_b: its earlier users are still known.
+        assert_eq!(b.add(a, Some("bob"), [], 12), Ok(()));
+        assert_eq!(b.add(a, Some("ann"), [], 13), Err(Duplicate { first: 5 }));
+        assert_eq!(b.add(other, Some("bob"), [], 14), Ok(()));
+        assert_eq!(b.add(a, Some("bob"), [], 15), Err(Duplicate { first: 12 }));
+        assert_eq!(
+            b.add(other, Some("ann"), [], 16),
+            Err(Duplicate { first: 11 })
+        );
     }
 }
