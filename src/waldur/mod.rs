@@ -10,6 +10,7 @@
 //! - [`input`]: usage records into complete, validated periods;
 //! - [`line`]: the fast path that reads a usage line in place;
 //! - [`usage`]: the compact state of one period's usage;
+//! - [`intern`]: names interned once per period;
 //! - [`filing`]: which billing month a POST lands in, decided when it is sent;
 //! - [`plan`]: the pure "what changed" computation;
 //! - [`submit`]: the bounded pool that runs POSTs;
@@ -30,6 +31,7 @@ pub mod error;
 pub mod filing;
 pub mod http;
 pub mod input;
+pub mod intern;
 pub mod line;
 pub mod plan;
 pub mod push;
