@@ -22,7 +22,7 @@ use crate::records::{MonthRecord, PeriodError, Record, RecordError};
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A period arrived whole and valid.
-    Complete(MonthUsage),
+    Complete(Box<MonthUsage>),
     /// A period is refused; nothing of it may be submitted.
     Refused {
         /// `YYYY-MM` (as written).
@@ -55,7 +55,7 @@ struct Open {
 #[derive(Debug)]
 pub enum Arrival {
     /// A period arrived whole and valid.
-    Complete(MonthUsage),
+    Complete(Box<MonthUsage>),
     /// A period is refused (a bad record, a short count, or it never completed).
     Refused {
         /// `YYYY-MM` (as written).
@@ -244,7 +244,7 @@ impl Collector {
             }
         };
         match open.month.finish(period, open.record) {
-            Ok(month) => Event::Complete(month),
+            Ok(month) => Event::Complete(Box::new(month)),
             Err(e) => Event::Refused {
                 reason: format!("{e}; nothing of {key} is submitted"),
                 period: key,

@@ -185,7 +185,7 @@ mod tests {
                 component,
             )
         };
-        let results = vec![
+        let results = [
             r("a", "updated", None),
             r("b", "unchanged", None),
             r("c", "failed", None),
