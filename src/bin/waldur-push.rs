@@ -10,11 +10,12 @@ use waldur_usage::cli::{self, ExitWith, Failure, exit};
 use waldur_usage::config::{self, Config};
 use waldur_usage::metrics::{RecordCounts, RunMetrics};
 use waldur_usage::period::{self, BillingZones};
-use waldur_usage::records::RecordWriter;
 use waldur_usage::waldur::auth::{self, TokenSources};
 use waldur_usage::waldur::error::ApiError;
 use waldur_usage::waldur::http::{Client, ClientOptions, RetryPolicy};
-use waldur_usage::waldur::push::{self, PushOptions, Pusher};
+use waldur_usage::waldur::push::{MonthOutcome, PushOptions, Pusher};
+use waldur_usage::waldur::render::{self, ResultWriter};
+use waldur_usage::waldur::stream;
 use waldur_usage::waldur::url::ApiBase;
 use waldur_usage::waldur::{check, register};
 use waldur_usage::{debug, error, info, warn};
@@ -281,8 +282,9 @@ fn run(args: Args) -> Result<(), Failure> {
     let stdin = std::io::stdin();
     if args.offline {
         let configured = offering.components.keys().cloned().collect();
-        return stream(&mut RecordCounts::default(), stdin.lock(), |usage| {
-            push::offline_period(usage, &configured, &zones, now)
+        return stream(&mut RecordCounts::default(), stdin.lock(), |usage, out| {
+            render::offline(usage, &configured, &zones, now, out);
+            MonthOutcome::default()
         });
     }
     let base = ApiBase::parse(&offering.waldur_api_url, args.allow_insecure_http).map_err(|e| {
@@ -405,8 +407,8 @@ fn run(args: Args) -> Result<(), Failure> {
         }
     }
     let mut metrics = RunMetrics::new(&offering.name);
-    let result = stream(&mut metrics.records, stdin.lock(), |usage| {
-        pusher.push_period(usage)
+    let result = stream(&mut metrics.records, stdin.lock(), |usage, out| {
+        pusher.push_period(usage, out)
     });
     info!(
         "{} requests to Waldur ({} POST/PUT)",
@@ -501,10 +503,10 @@ fn audit(
 fn stream(
     counts: &mut RecordCounts,
     input: impl BufRead,
-    submit: impl FnMut(&waldur_usage::waldur::input::MonthUsage) -> push::MonthOutcome,
+    submit: impl FnMut(&waldur_usage::waldur::input::MonthUsage, &mut ResultWriter<'_>) -> MonthOutcome,
 ) -> Result<(), Failure> {
-    let mut out = RecordWriter::new(std::io::stdout().lock());
-    let outcome = push::run_stream(input, &mut out, submit).exit_with(exit::IOERR)?;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let outcome = stream::run_stream(input, &mut out, submit).exit_with(exit::IOERR)?;
     *counts = outcome.counts;
     if outcome.periods == 0 && outcome.exit.is_none() {
         return Err(Failure::new(

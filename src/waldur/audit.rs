@@ -133,11 +133,11 @@ pub fn audit(month: &MonthUsage, catalog: &Catalog, stored: &Stored<'_>) -> Vec<
     }
     let mut lines = Vec::new();
     let mut explained: Vec<String> = Vec::new();
-    for (key, account) in &month.accounts {
-        let resource = catalog.resource_uuid(key);
+    for account in month.accounts() {
+        let resource = catalog.resource_uuid(account.key());
         let line = |component: &str, user: Option<&str>, slurm, waldur, status| AuditLine {
             period: period.clone(),
-            account: account.account.clone(),
+            account: account.account().to_string(),
             resource: resource.clone(),
             component: component.to_string(),
             user: user.map(str::to_string),
@@ -145,53 +145,50 @@ pub fn audit(month: &MonthUsage, catalog: &Catalog, stored: &Stored<'_>) -> Vec<
             waldur,
             status,
         };
-        let Some(total) = &account.total else {
-            continue;
-        };
         let Some(uuid) = &resource else {
-            for (component, amount) in total.iter().filter(|(c, _)| catalog.sendable.contains(*c)) {
-                let status = if *amount == Amount::ZERO {
+            for (component, amount) in account
+                .total()
+                .filter(|(c, _)| catalog.sendable.contains(*c))
+            {
+                let status = if amount == Amount::ZERO {
                     Status::Ok
                 } else {
                     Status::Missing
                 };
-                lines.push(line(component, None, Some(*amount), None, status));
+                lines.push(line(component, None, Some(amount), None, status));
             }
             continue;
         };
         explained.push(uuid.clone());
-        let mut components: Vec<&String> = total
-            .keys()
-            .chain(totals.keys().filter(|k| &k.0 == uuid).map(|k| &k.1))
+        let mut components: Vec<&str> = account
+            .total()
+            .map(|(c, _)| c)
+            .chain(totals.keys().filter(|k| &k.0 == uuid).map(|k| k.1.as_str()))
             .filter(|c| catalog.sendable.contains(*c))
             .collect();
         components.sort();
         components.dedup();
         for component in components {
-            let slurm = total.get(component).copied();
-            let waldur = totals.get(&(uuid.clone(), component.clone())).copied();
+            let slurm = account.total_of(component);
+            let waldur = totals.get(&(uuid.clone(), component.to_string())).copied();
             lines.push(line(component, None, slurm, waldur, compare(slurm, waldur)));
-            let mut names: Vec<&String> = account
-                .users
-                .iter()
-                .filter(|(_, c)| c.contains_key(component))
-                .map(|(u, _)| u)
+            let id = account.component_id(component);
+            let mut names: Vec<&str> = account
+                .users()
+                .filter(|u| id.is_some_and(|id| u.get_id(id).is_some()))
+                .map(|u| u.name())
                 .chain(
                     users
                         .keys()
-                        .filter(|k| &k.0 == uuid && &k.1 == component)
-                        .map(|k| &k.2),
+                        .filter(|k| &k.0 == uuid && k.1 == component)
+                        .map(|k| k.2.as_str()),
                 )
                 .collect();
             names.sort();
             names.dedup();
             for name in names {
-                let slurm = account
-                    .users
-                    .get(name)
-                    .and_then(|c| c.get(component))
-                    .copied();
-                let row = users.get(&(uuid.clone(), component.clone(), name.clone()));
+                let slurm = account.user(name).and_then(|u| u.get(component));
+                let row = users.get(&(uuid.clone(), component.to_string(), name.to_string()));
                 let waldur = row.map(|r| r.0);
                 let mut status = compare(slurm, waldur);
                 if status == Status::Ok && row.is_some_and(|r| !r.1) {

@@ -1,50 +1,28 @@
 //! Reading `usage` records into complete, validated periods.
 //!
 //! Records are checked as they arrive, so errors name the input line. A period is released only
-//! when its `period_end` arrived with a matching count ([`MonthAssembler`]) *and* none of its
-//! records was bad; otherwise the whole period is refused: a partial month must never reach
-//! Waldur, because `set_usage` replaces the stored month-to-date value.
+//! when its `period_end` arrived with a matching count *and* none of its records was bad;
+//! otherwise the whole period is refused: a partial month must never reach Waldur, because
+//! `set_usage` replaces the stored month-to-date value.
+//!
+//! Usage lines take the fast path ([`super::line::UsageLine`]) and are folded straight into
+//! the period's compact state ([`super::usage::MonthBuilder`]); every other line, and any
+//! usage line the fast path does not take, is parsed as a [`Record`].
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::amount::Amount;
+use super::line::UsageLine;
+use super::usage::MonthBuilder;
+pub use super::usage::{AccountView, MonthUsage, UserView};
 use crate::period::Period;
-use crate::records::{MonthAssembler, MonthRecord, Record, UsageRecord};
-
-/// The usage of one account in one period.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccountUsage {
-    /// The account as first written in the input.
-    pub account: String,
-    /// The account total (`user: null`), component -> amount.
-    pub total: Option<BTreeMap<String, Amount>>,
-    /// User -> component -> amount.
-    pub users: BTreeMap<String, BTreeMap<String, Amount>>,
-}
-
-/// A complete period, ready to submit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MonthUsage {
-    /// The month.
-    pub period: Period,
-    /// The `period` record, when the stream carried one (it says whether the month is closed).
-    pub record: Option<MonthRecord>,
-    /// Lower-cased account -> usage.
-    pub accounts: BTreeMap<String, AccountUsage>,
-}
-
-impl MonthUsage {
-    /// True when some account has per-user usage.
-    pub fn has_users(&self) -> bool {
-        self.accounts.values().any(|a| !a.users.is_empty())
-    }
-}
+use crate::records::{MonthRecord, PeriodError, Record, RecordError};
 
 /// What a record completed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Event {
     /// A period arrived whole and valid.
-    Complete(MonthUsage),
+    Complete(Box<MonthUsage>),
     /// A period is refused; nothing of it may be submitted.
     Refused {
         /// `YYYY-MM` (as written).
@@ -58,10 +36,18 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FatalInput(pub String);
 
+/// One period between its first record and its `period_end`.
 #[derive(Debug, Default)]
 struct Open {
-    accounts: BTreeMap<String, AccountUsage>,
-    lines: HashMap<(String, Option<String>), usize>,
+    /// The period has a `period`, `usage` or `job` record (it counts as unterminated at the end
+    /// of the stream).
+    counted: bool,
+    /// Its `period` record.
+    record: Option<MonthRecord>,
+    /// Data records seen.
+    seen: u64,
+    /// The usage so far; dropped at the first error, since nothing of the period is used then.
+    month: MonthBuilder,
     error: Option<String>,
 }
 
@@ -69,7 +55,7 @@ struct Open {
 #[derive(Debug)]
 pub enum Arrival {
     /// A period arrived whole and valid.
-    Complete(MonthUsage),
+    Complete(Box<MonthUsage>),
     /// A period is refused (a bad record, a short count, or it never completed).
     Refused {
         /// `YYYY-MM` (as written).
@@ -95,20 +81,32 @@ pub enum Next {
 /// `result` records (a previous waldur-push's output) are skipped. The one loop behind both
 /// the push and the audit.
 pub fn each_period<R: std::io::BufRead, E>(
-    input: R,
+    mut input: R,
     mut on: impl FnMut(Arrival) -> Result<Next, E>,
 ) -> Result<(), E> {
     let mut collector = Collector::new();
-    for item in crate::records::RecordReader::new(input) {
-        let arrival = match item {
-            Ok((_, Record::Result(_))) => continue,
-            Ok((line, record)) => match collector.push(line, record) {
-                Ok(None) => continue,
-                Ok(Some(Event::Complete(month))) => Arrival::Complete(month),
-                Ok(Some(Event::Refused { period, reason })) => Arrival::Refused { period, reason },
-                Err(fatal) => Arrival::Unreadable(fatal.0),
-            },
-            Err(e) => Arrival::Unreadable(e.to_string()),
+    let mut buf = String::new();
+    let mut line = 0;
+    loop {
+        buf.clear();
+        let arrival = match input.read_line(&mut buf) {
+            Ok(0) => break,
+            Err(e) => Arrival::Unreadable(RecordError::Io(e).to_string()),
+            Ok(_) => {
+                line += 1;
+                let text = buf.trim();
+                if text.is_empty() {
+                    continue;
+                }
+                match collector.push_line(line, text) {
+                    Ok(None) => continue,
+                    Ok(Some(Event::Complete(month))) => Arrival::Complete(month),
+                    Ok(Some(Event::Refused { period, reason })) => {
+                        Arrival::Refused { period, reason }
+                    }
+                    Err(fatal) => Arrival::Unreadable(fatal.0),
+                }
+            }
         };
         let unreadable = matches!(arrival, Arrival::Unreadable(_));
         if on(arrival)? == Next::Stop {
@@ -129,11 +127,12 @@ pub fn each_period<R: std::io::BufRead, E>(
 /// Collects records into periods.
 #[derive(Debug, Default)]
 pub struct Collector {
-    assembler: MonthAssembler,
     open: BTreeMap<String, Open>,
     /// Periods already completed (or refused) in this stream, with the line of their
     /// `period_end`.
     done: HashMap<String, usize>,
+    /// Scratch space for one record's amounts.
+    amounts: Vec<Amount>,
 }
 
 impl Collector {
@@ -142,124 +141,126 @@ impl Collector {
         Self::default()
     }
 
+    /// Take one (trimmed, non-empty) line read from `line`: a usage line is folded in place,
+    /// any other is parsed as a record. `result` records are skipped.
+    pub fn push_line(&mut self, line: usize, text: &str) -> Result<Option<Event>, FatalInput> {
+        if let Some(u) = UsageLine::parse(text) {
+            self.check_usage(line, u.period(), u.account(), u.user(), u.components());
+            self.count(u.period());
+            return Ok(None);
+        }
+        match Record::from_json(text) {
+            Ok(Record::Result(_)) => Ok(None),
+            Ok(record) => self.push(line, record),
+            Err(message) => Err(FatalInput(
+                RecordError::Invalid { line, message }.to_string(),
+            )),
+        }
+    }
+
     /// Take one record read from `line`.
     pub fn push(&mut self, line: usize, record: Record) -> Result<Option<Event>, FatalInput> {
-        match &record {
-            Record::Tres(_) => {
-                return Err(FatalInput(format!(
-                    "input line {line}: a `tres` record: waldur-push needs `usage` records in \
-                     Waldur units; put usage-convert before waldur-push"
-                )));
+        match record {
+            Record::Tres(_) => Err(FatalInput(format!(
+                "input line {line}: a `tres` record: waldur-push needs `usage` records in \
+                 Waldur units; put usage-convert before waldur-push"
+            ))),
+            Record::Usage(u) => {
+                let comps = u.components.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+                self.check_usage(line, &u.period, &u.account, u.user.as_deref(), comps);
+                self.count(&u.period);
+                Ok(None)
             }
-            Record::Usage(u) => self.check_usage(line, u),
+            Record::Job(j) => {
+                self.count(&j.period);
+                Ok(None)
+            }
             Record::Period(p) => {
-                if let Err(e) = crate::period::whole_month(p) {
+                if let Err(e) = crate::period::whole_month(&p) {
                     self.refuse(&p.period, format!("input line {line}: {e}"));
                 }
+                let open = self.open.entry(p.period.clone()).or_default();
+                open.counted = true;
+                open.record = Some(p);
+                Ok(None)
             }
             Record::PeriodEnd(e) => {
                 if let Err(err) = Period::parse(&e.period) {
                     self.refuse(&e.period, format!("input line {line}: {err}"));
                 }
+                Ok(Some(self.close(line, e.period, e.records)))
             }
-            _ => {}
+            _ => Ok(None),
         }
-        let done = match self.assembler.push(line, record) {
-            Ok(Some(done)) => done,
-            Ok(None) => return Ok(None),
-            Err(e) => {
-                let period = match &e {
-                    crate::records::PeriodError::CountMismatch { period, .. }
-                    | crate::records::PeriodError::Unterminated { period, .. } => period.clone(),
-                };
-                self.open.remove(&period);
-                return Ok(Some(Event::Refused {
-                    period,
-                    reason: e.to_string(),
-                }));
-            }
+    }
+
+    /// One more data record of `period`.
+    fn count(&mut self, period: &str) {
+        let open = match self.open.get_mut(period) {
+            Some(open) => open,
+            None => self.open.entry(period.to_string()).or_default(),
         };
-        let key = done.end.period.clone();
+        open.counted = true;
+        open.seen += 1;
+    }
+
+    /// The `period_end` of `key` on `line`, announcing `expected` records.
+    fn close(&mut self, line: usize, key: String, expected: u64) -> Event {
         let open = self.open.remove(&key).unwrap_or_default();
-        if let Some(first) = self.done.insert(key.clone(), line) {
-            return Ok(Some(Event::Refused {
+        if open.seen != expected {
+            let e = PeriodError::CountMismatch {
                 period: key.clone(),
+                expected,
+                seen: open.seen,
+                line,
+            };
+            return Event::Refused {
+                period: key,
+                reason: e.to_string(),
+            };
+        }
+        if let Some(first) = self.done.insert(key.clone(), line) {
+            return Event::Refused {
                 reason: format!(
                     "period {key} comes twice in the input (its first copy ended at line \
                      {first}, this one at line {line}); the second copy is not submitted"
                 ),
-            }));
+                period: key,
+            };
         }
         if let Some(reason) = open.error {
-            return Ok(Some(Event::Refused {
+            return Event::Refused {
+                reason: format!("{reason}; nothing of {key} is submitted"),
                 period: key,
-                reason: format!("{reason}; nothing of {} is submitted", done.end.period),
-            }));
+            };
         }
         let period = match Period::parse(&key) {
             Ok(p) => p,
             Err(e) => {
-                return Ok(Some(Event::Refused {
+                return Event::Refused {
                     period: key,
                     reason: e.to_string(),
-                }));
+                };
             }
         };
-        for (account_key, usage) in &open.accounts {
-            let Some(total) = &usage.total else {
-                return Ok(Some(Event::Refused {
-                    period: key.clone(),
-                    reason: format!(
-                        "account {:?} has per-user records but no account total \
-                         (a record with \"user\": null); nothing of {key} is submitted",
-                        usage.account
-                    ),
-                }));
-            };
-            // A user's amount and the total are rounded from the same integers, the user's
-            // being a part of the total's: a user above the total cannot come from
-            // usage-convert.
-            for (user, components) in &usage.users {
-                for (component, amount) in components {
-                    let limit = total.get(component).copied().unwrap_or(Amount::ZERO);
-                    if *amount > limit {
-                        let at = |u: Option<String>| {
-                            open.lines
-                                .get(&(account_key.clone(), u))
-                                .copied()
-                                .unwrap_or(0)
-                        };
-                        return Ok(Some(Event::Refused {
-                            period: key.clone(),
-                            reason: format!(
-                                "input line {}: user {user:?} of account {:?} has {component} \
-                                 {amount}, more than the account total {limit} (line {}); \
-                                 nothing of {key} is submitted",
-                                at(Some(user.clone())),
-                                usage.account,
-                                at(None)
-                            ),
-                        }));
-                    }
-                }
-            }
+        match open.month.finish(period, open.record) {
+            Ok(month) => Event::Complete(Box::new(month)),
+            Err(e) => Event::Refused {
+                reason: format!("{e}; nothing of {key} is submitted"),
+                period: key,
+            },
         }
-        Ok(Some(Event::Complete(MonthUsage {
-            period,
-            record: done.period,
-            accounts: open.accounts,
-        })))
     }
 
     /// The periods that never completed, with the reason.
     pub fn finish(self) -> Vec<(String, String)> {
-        self.assembler
-            .finish()
+        self.open
             .into_iter()
-            .map(|e| {
-                let period = match &e {
-                    crate::records::PeriodError::CountMismatch { period, .. }
-                    | crate::records::PeriodError::Unterminated { period, .. } => period.clone(),
+            .filter(|(_, open)| open.counted)
+            .map(|(period, open)| {
+                let e = PeriodError::Unterminated {
+                    period: period.clone(),
+                    seen: open.seen,
                 };
                 (period, e.to_string())
             })
@@ -268,68 +269,82 @@ impl Collector {
 
     fn refuse(&mut self, period: &str, reason: String) {
         let open = self.open.entry(period.to_string()).or_default();
-        open.error.get_or_insert(reason);
+        if open.error.is_none() {
+            open.error = Some(reason);
+            // Nothing of the period is used any more: free what it held.
+            open.month = MonthBuilder::default();
+        }
     }
 
-    fn check_usage(&mut self, line: usize, u: &UsageRecord) {
+    fn check_usage<'c>(
+        &mut self,
+        line: usize,
+        period: &str,
+        account: &str,
+        user: Option<&str>,
+        components: impl Iterator<Item = (&'c str, &'c str)> + Clone,
+    ) {
+        if self.open.get(period).is_some_and(|o| o.error.is_some()) {
+            // The period is refused already; only its first error is told.
+            return;
+        }
         let fail = |this: &mut Self, message: String| {
-            this.refuse(&u.period, format!("input line {line}: {message}"));
+            this.refuse(period, format!("input line {line}: {message}"));
         };
-        if let Err(e) = Period::parse(&u.period) {
+        if let Err(e) = Period::parse(period) {
             return fail(self, e.to_string());
         }
-        let account = u.account.trim();
+        let account = account.trim();
         if account.is_empty() {
             return fail(self, "empty account".into());
         }
-        if u.user.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        if user.is_some_and(|s| s.trim().is_empty()) {
             return fail(self, "empty user (use null for the account total)".into());
         }
-        let mut components = BTreeMap::new();
-        for (name, text) in &u.components {
+        let mut amounts = std::mem::take(&mut self.amounts);
+        amounts.clear();
+        let mut bad: Option<(&str, String)> = None;
+        for (name, text) in components.clone() {
             match Amount::parse_plain(text) {
-                Ok(a) => {
-                    components.insert(name.clone(), a);
-                }
-                Err(e) => return fail(self, format!("component {name:?}: {e}")),
+                Ok(a) => amounts.push(a),
+                // The first bad component in name order is the one told.
+                Err(e) if bad.as_ref().is_none_or(|(b, _)| name < *b) => bad = Some((name, e)),
+                Err(_) => {}
             }
         }
-        let key = account.to_lowercase();
-        let open = self.open.entry(u.period.clone()).or_default();
-        let id = (key.clone(), u.user.clone());
-        if let Some(first) = open.lines.get(&id) {
-            let who = match &u.user {
+        if let Some((name, e)) = bad {
+            self.amounts = amounts;
+            return fail(self, format!("component {name:?}: {e}"));
+        }
+        let open = match self.open.get_mut(period) {
+            Some(open) => open,
+            None => self.open.entry(period.to_string()).or_default(),
+        };
+        let id = open.month.account(account);
+        let values = components
+            .map(|(name, _)| name)
+            .zip(amounts.iter().copied());
+        let added = open.month.add(id, user, values, line);
+        self.amounts = amounts;
+        if let Err(dup) = added {
+            let who = match user {
                 Some(user) => format!("user {user:?} of account {account:?}"),
                 None => format!("the total of account {account:?}"),
             };
-            let message = format!("{who} appears twice (lines {first} and {line})");
-            return fail(self, message);
-        }
-        open.lines.insert(id, line);
-        let entry = open.accounts.entry(key).or_insert_with(|| AccountUsage {
-            account: account.to_string(),
-            ..Default::default()
-        });
-        match &u.user {
-            None => entry.total = Some(components),
-            Some(user) => {
-                entry.users.insert(user.clone(), components);
-            }
+            let message = format!("{who} appears twice (lines {} and {line})", dup.first);
+            fail(self, message);
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::RecordReader;
 
     fn feed(text: &str) -> (Vec<Event>, Vec<(String, String)>, Option<FatalInput>) {
         let mut c = Collector::new();
         let mut events = Vec::new();
-        for item in RecordReader::new(text.as_bytes()) {
-            let (line, record) = item.unwrap();
-            match c.push(line, record) {
+        for (i, text) in text.lines().enumerate() {
+            match c.push_line(i + 1, text.trim()) {
                 Ok(Some(e)) => events.push(e),
                 Ok(None) => {}
                 Err(f) => return (events, Vec::new(), Some(f)),
@@ -350,13 +365,13 @@ mod tests {
         let Event::Complete(p) = &events[0] else {
             panic!("{events:?}")
         };
-        let a = &p.accounts["hpc_a"];
-        assert_eq!(a.account, "HPC_a");
+        let a = p.account("hpc_a").unwrap();
+        assert_eq!(a.account(), "HPC_a");
+        assert_eq!(a.total_of("mem").unwrap(), Amount::from_hundredths(600800));
         assert_eq!(
-            a.total.as_ref().unwrap()["mem"],
-            Amount::from_hundredths(600800)
+            a.user("alice").unwrap().get("cpu").unwrap(),
+            Amount::from_hundredths(154)
         );
-        assert_eq!(a.users["alice"]["cpu"], Amount::from_hundredths(154));
         assert!(p.has_users());
     }
 

@@ -15,11 +15,11 @@
 //! - per-user values go per component, in one bulk POST holding the users whose value differs
 //!   (held back the same way when lower).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use super::amount::Amount;
 use super::api::{ComponentUsage, ComponentUserUsage, OfferingComponent, Resource, UsageItem};
-use super::input::MonthUsage;
+use super::input::{AccountView, MonthUsage};
 use crate::records::ResultRecord;
 
 /// What Waldur knows about the offering, read once per run.
@@ -287,8 +287,8 @@ pub fn plan(
 ) -> Plan {
     let period = usage.period.to_string();
     let mut plan = Plan::default();
-    for (key, account) in &usage.accounts {
-        let name = account.account.as_str();
+    for account in usage.accounts() {
+        let (key, name) = (account.key(), account.account());
         let skipped = |resource: Option<&str>, reason: String| {
             result(
                 &period,
@@ -335,22 +335,18 @@ pub fn plan(
             }
         };
         let rid = resource.uuid.as_str();
-        let total = account
-            .total
-            .as_ref()
-            .expect("checked by the input collector");
         plan_total(
-            &mut plan, &period, name, rid, total, catalog, existing, &options,
+            &mut plan, &period, name, rid, account, catalog, existing, &options,
         );
         for component in &catalog.sendable {
             plan_users(
                 &mut plan, &period, name, rid, component, account, existing, &options,
             );
         }
-        for user_values in account.users.values() {
-            for c in user_values.keys() {
-                if !catalog.sendable.contains(c) {
-                    plan.dropped_components.insert(c.clone());
+        for user in account.users() {
+            for (c, _) in user.values() {
+                if !catalog.sendable.contains(c) && !plan.dropped_components.contains(c) {
+                    plan.dropped_components.insert(c.to_string());
                 }
             }
         }
@@ -362,7 +358,7 @@ pub fn plan(
         catalog.reportable_accounts()
     };
     for (key, resource) in idle {
-        if usage.accounts.contains_key(&key) {
+        if usage.account(&key).is_some() {
             continue;
         }
         let account = resource.backend_id.clone().unwrap_or_default();
@@ -420,7 +416,7 @@ fn plan_total(
     period: &str,
     account: &str,
     rid: &str,
-    total: &BTreeMap<String, Amount>,
+    total: AccountView<'_>,
     catalog: &Catalog,
     existing: &Existing,
     options: &PlanOptions,
@@ -428,9 +424,9 @@ fn plan_total(
     let mut send = Vec::new();
     let mut changed = false;
     let mut creates = false;
-    for (component, &value) in total {
+    for (component, value) in total.total() {
         if !catalog.sendable.contains(component) {
-            plan.dropped_components.insert(component.clone());
+            plan.dropped_components.insert(component.to_string());
             continue;
         }
         let old = existing.total(rid, component);
@@ -454,7 +450,7 @@ fn plan_total(
             changed = true;
         }
         send.push(UsageItem {
-            type_: component.clone(),
+            type_: component.to_string(),
             amount: value,
         });
     }
@@ -466,7 +462,7 @@ fn plan_total(
             creates,
             zero_fill: false,
         });
-    } else if send.is_empty() && !total.keys().any(|c| catalog.sendable.contains(c)) {
+    } else if send.is_empty() && !total.total().any(|(c, _)| catalog.sendable.contains(c)) {
         plan.results.push(result(
             period,
             account,
@@ -475,7 +471,7 @@ fn plan_total(
             "skipped",
             Some(format!(
                 "none of its components ({}) is a reportable component of the offering",
-                total.keys().cloned().collect::<Vec<_>>().join(", ")
+                total.total().map(|(c, _)| c).collect::<Vec<_>>().join(", ")
             )),
             None,
         ));
@@ -499,26 +495,30 @@ fn plan_users(
     account: &str,
     rid: &str,
     component: &str,
-    usage: &super::input::AccountUsage,
+    usage: AccountView<'_>,
     existing: &Existing,
     options: &PlanOptions,
 ) {
+    let Some(id) = usage.component_id(component) else {
+        return;
+    };
     let cu = existing.component_usage(rid, component);
     let mut items = Vec::new();
     let mut held = Vec::new();
     let mut any = false;
-    for (user, values) in &usage.users {
-        let Some(&value) = values.get(component) else {
+    for u in usage.users() {
+        let Some(value) = u.get_id(id) else {
             continue;
         };
         any = true;
+        let user = u.name();
         let old = cu.and_then(|cu| existing.user(cu, user));
         match old {
             Some(old) if old == value => {}
             Some(old) if value < old && !options.allow_decrease => {
                 held.push(format!("{user} {old} -> {value}"));
             }
-            _ => items.push((user.clone(), value)),
+            _ => items.push((user.to_string(), value)),
         }
     }
     if !any {
@@ -559,7 +559,7 @@ fn plan_users(
 mod tests {
     use super::*;
     use crate::period::Period;
-    use crate::waldur::input::AccountUsage;
+    use crate::waldur::usage::MonthBuilder;
 
     fn amt(s: &str) -> Amount {
         Amount::parse(s).unwrap()
@@ -610,32 +610,18 @@ mod tests {
     type AccountSpec<'a> = (&'a str, Values<'a>, &'a [(&'a str, Values<'a>)]);
 
     fn usage(accounts: &[AccountSpec<'_>]) -> MonthUsage {
-        let map = accounts
-            .iter()
-            .map(|(name, total, users)| {
-                let values = |v: &[(&str, &str)]| {
-                    v.iter()
-                        .map(|(c, a)| (c.to_string(), amt(a)))
-                        .collect::<BTreeMap<_, _>>()
-                };
-                (
-                    name.to_lowercase(),
-                    AccountUsage {
-                        account: name.to_string(),
-                        total: Some(values(total)),
-                        users: users
-                            .iter()
-                            .map(|(u, v)| (u.to_string(), values(v)))
-                            .collect(),
-                    },
-                )
-            })
-            .collect();
-        MonthUsage {
-            period: Period::parse("2024-03").unwrap(),
-            record: None,
-            accounts: map,
+        let mut b = MonthBuilder::new();
+        fn values<'v>(v: Values<'v>) -> Vec<(&'v str, Amount)> {
+            v.iter().map(|(c, a)| (*c, amt(a))).collect()
         }
+        for (line, (name, total, users)) in accounts.iter().enumerate() {
+            let id = b.account(name);
+            b.add(id, None, values(total), line * 100).unwrap();
+            for (i, (u, v)) in users.iter().enumerate() {
+                b.add(id, Some(u), values(v), line * 100 + i + 1).unwrap();
+            }
+        }
+        b.finish(Period::parse("2024-03").unwrap(), None).unwrap()
     }
 
     fn cu(uuid: &str, resource: &str, t: &str, usage: &str) -> ComponentUsage {

@@ -7,30 +7,29 @@
 //! component usages. Offering users are listed once per run, and only when a per-user POST is
 //! about to be made.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
-use std::io::{BufRead, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::amount::Amount;
 use super::api::UsageItem;
 use super::api::{self, SetUsage, SetUserUsages, UserUsageItem, path};
 use super::audit::{self, AuditLine};
 use super::error::ApiError;
 use super::filing::{self, DateSupport, Filing};
 use super::http::Client;
-use super::input::{Arrival, MonthUsage, Next, each_period};
+use super::input::MonthUsage;
 use super::plan::{self, Catalog, Existing, Plan, PlanOptions, TotalPost, UserPost, result};
 use super::readback::{self, Sent};
+use super::render::{self, ResultWriter};
 use super::submit::run_bounded;
 use crate::cli::exit;
 use crate::config::{Offering, normalize_uuid};
-use crate::period::{BillingZones, Period, Standing};
-use crate::records::{Record, RecordWriter, RequestRecord, ResultRecord};
+use crate::period::{BillingZones, Period};
+use crate::records::ResultRecord;
 use crate::{debug, error, info, warn};
 
 /// Reads of a period's read-back when its listing does not add up (rows moved between
@@ -299,8 +298,9 @@ impl<'a> Pusher<'a> {
         }
     }
 
-    /// Submit one complete period, if the server files it under its own month now.
-    pub fn push_period(&self, usage: &MonthUsage) -> MonthOutcome {
+    /// Submit one complete period, if the server files it under its own month now. A dry
+    /// run writes its results to `out` as it goes; the other results come back in the outcome.
+    pub fn push_period(&self, usage: &MonthUsage, out: &mut ResultWriter<'_>) -> MonthOutcome {
         let period = usage.period.to_string();
         let zones = &self.options.zones;
         let now = self.options.now();
@@ -394,7 +394,7 @@ impl<'a> Pusher<'a> {
             });
         }
         let mut outcome = if self.options.dry_run {
-            self.dry_run(&period, &date, plan, &existing)
+            self.dry_run(&period, &date, &plan, &existing, out)
         } else if !current && support == DateSupport::Unknown {
             self.verified_backfill(usage, &date, plan, &mut existing)
         } else {
@@ -456,15 +456,15 @@ impl<'a> Pusher<'a> {
         };
         let mut results = Vec::new();
         let mut unsent = Vec::new();
-        for (key, a) in &usage.accounts {
-            let resource = self.catalog.resource_uuid(key);
-            let differs: Vec<String> = match (&resource, &a.total) {
-                (Some(rid), Some(total)) => total
-                    .iter()
+        for a in usage.accounts() {
+            let resource = self.catalog.resource_uuid(a.key());
+            let differs: Vec<String> = match &resource {
+                Some(rid) => a
+                    .total()
                     .filter(|(c, _)| self.catalog.sendable.contains(*c))
                     .filter_map(|(c, v)| {
                         let held = stored.total(rid, c);
-                        (held != Some(*v)).then(|| match held {
+                        (held != Some(v)).then(|| match held {
                             Some(h) => format!("{c} {v} (Waldur {h})"),
                             None => format!("{c} {v} (Waldur none)"),
                         })
@@ -480,7 +480,7 @@ impl<'a> Pusher<'a> {
             } else if differs.is_empty() {
                 ("skipped", reason.clone())
             } else {
-                unsent.push(format!("{} {}", a.account, differs.join(", ")));
+                unsent.push(format!("{} {}", a.account(), differs.join(", ")));
                 (
                     "skipped",
                     format!("{reason}; unsent: {}", differs.join(", ")),
@@ -488,7 +488,7 @@ impl<'a> Pusher<'a> {
             };
             results.push(result(
                 &period,
-                &a.account,
+                a.account(),
                 resource.as_deref(),
                 "set_usage",
                 status,
@@ -730,14 +730,13 @@ impl<'a> Pusher<'a> {
         }
         error!("{reason}");
         outcome.results = usage
-            .accounts
-            .values()
+            .accounts()
             .map(|a| {
                 result(
                     &name,
-                    &a.account,
+                    a.account(),
                     self.catalog
-                        .resource_uuid(&a.account.to_lowercase())
+                        .resource_uuid(&a.account().to_lowercase())
                         .as_deref(),
                     "set_usage",
                     "failed",
@@ -1057,63 +1056,23 @@ impl<'a> Pusher<'a> {
         }
     }
 
-    fn dry_run(&self, period: &str, date: &str, plan: Plan, existing: &Existing) -> MonthOutcome {
-        let Plan {
-            totals,
-            users,
-            mut results,
-            ..
-        } = plan;
-        for t in &totals {
-            let body = total_body(t, date);
-            info!(
-                "dry run: POST /api/{} {} ({}): {}",
-                path::SET_USAGE,
-                t.account,
-                t.resource,
-                describe_items(t.usages.iter().map(|i| (i.type_.as_str(), i.amount)))
-            );
-            let mut r = result(
-                period,
-                &t.account,
-                Some(&t.resource),
-                "set_usage",
-                "dry_run",
-                None,
-                None,
-            );
-            r.request = Some(request("POST", path::SET_USAGE, body));
-            results.push(r);
-        }
-        let links = if users.is_empty() {
+    fn dry_run(
+        &self,
+        period: &str,
+        date: &str,
+        plan: &Plan,
+        existing: &Existing,
+        out: &mut ResultWriter<'_>,
+    ) -> MonthOutcome {
+        render::log_totals(&plan.totals);
+        let links = if plan.users.is_empty() {
             HashMap::new()
         } else {
             self.user_links()
         };
-        let unlinked = self.unlinked_users(period, &users, &links);
-        for u in &users {
-            let cu = existing
-                .component_usage(&u.resource, &u.component)
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    format!("<new {} usage of resource {}>", u.component, u.resource)
-                });
-            let p = path::set_user_usages(&cu);
-            let body = json!(SetUserUsages {
-                usages: user_items(u, &links)
-            });
-            info!(
-                "dry run: POST /api/{p} {} {}: {}",
-                u.account,
-                u.component,
-                describe_items(u.items.iter().map(|(n, a)| (n.as_str(), *a)))
-            );
-            let mut r = user_result(period, u, "dry_run", None, "set_user_usages");
-            r.request = Some(request("POST", &p, body));
-            results.push(r);
-        }
+        let unlinked = self.unlinked_users(period, &plan.users, &links);
+        render::dry_run(period, date, plan, existing, &links, out);
         MonthOutcome {
-            results,
             unlinked,
             ..MonthOutcome::default()
         }
@@ -1136,13 +1095,12 @@ impl<'a> Pusher<'a> {
         }
         MonthOutcome {
             results: usage
-                .accounts
-                .iter()
-                .map(|(key, a)| {
+                .accounts()
+                .map(|a| {
                     result(
                         &period,
-                        &a.account,
-                        self.catalog.resource_uuid(key).as_deref(),
+                        a.account(),
+                        self.catalog.resource_uuid(a.key()).as_deref(),
                         "set_usage",
                         status,
                         Some(reason.clone()),
@@ -1153,21 +1111,6 @@ impl<'a> Pusher<'a> {
             exit: code,
             ..MonthOutcome::default()
         }
-    }
-}
-
-fn describe_items<'x>(items: impl Iterator<Item = (&'x str, Amount)>) -> String {
-    items
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn request(method: &str, relative: &str, body: serde_json::Value) -> RequestRecord {
-    RequestRecord {
-        method: method.into(),
-        path: format!("/api/{relative}"),
-        body,
     }
 }
 
@@ -1208,214 +1151,6 @@ fn user_result(
     )
 }
 
-/// The payloads of a period without any network: account names stand in for resources, and
-/// every configured component in the input is shown (nothing is compared).
-pub fn offline_period(
-    usage: &MonthUsage,
-    configured: &BTreeSet<String>,
-    zones: &BillingZones,
-    now: Timestamp,
-) -> MonthOutcome {
-    let period = usage.period.to_string();
-    let date = match zones.standing(usage.period, now) {
-        Standing::Past { .. } => zones.past_date(usage.period),
-        Standing::Current | Standing::Future { .. } => zones.current_date(usage.period, now),
-    };
-    let mut results = Vec::new();
-    for a in usage.accounts.values() {
-        let resource = format!("<resource of account {}>", a.account);
-        let total = a.total.clone().unwrap_or_default();
-        let usages: Vec<_> = total
-            .iter()
-            .filter(|(c, _)| configured.contains(*c))
-            .map(|(c, v)| api::UsageItem {
-                type_: c.clone(),
-                amount: *v,
-            })
-            .collect();
-        let body = json!(SetUsage {
-            resource: resource.clone(),
-            date: date.clone(),
-            usages
-        });
-        let mut r = result(
-            &period,
-            &a.account,
-            None,
-            "set_usage",
-            "dry_run",
-            Some("offline".into()),
-            None,
-        );
-        r.request = Some(request("POST", path::SET_USAGE, body));
-        results.push(r);
-        let mut per_component: BTreeMap<&str, Vec<UserUsageItem>> = BTreeMap::new();
-        for (user, values) in &a.users {
-            for (c, v) in values {
-                if configured.contains(c) {
-                    per_component.entry(c).or_default().push(UserUsageItem {
-                        username: user.clone(),
-                        usage: *v,
-                        user: None,
-                    });
-                }
-            }
-        }
-        for (c, items) in per_component {
-            let p = path::set_user_usages(&format!("<{c} usage of account {}>", a.account));
-            let mut r = result(
-                &period,
-                &a.account,
-                None,
-                "set_user_usages",
-                "dry_run",
-                Some("offline".into()),
-                Some(c),
-            );
-            r.request = Some(request("POST", &p, json!(SetUserUsages { usages: items })));
-            results.push(r);
-        }
-    }
-    MonthOutcome {
-        results,
-        ..MonthOutcome::default()
-    }
-}
-
-/// `period 2024-03: 3 updated, 997 unchanged, 1 skipped, 0 failed`.
-pub fn summary_line(period: &str, results: &[ResultRecord], unlinked: usize) -> String {
-    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
-    let mut line = format!(
-        "period {period}: {} updated, {} unchanged, {} skipped, {} failed",
-        count("updated"),
-        count("unchanged"),
-        count("skipped"),
-        count("failed")
-    );
-    if unlinked > 0 {
-        line.push_str(&format!(
-            ", {unlinked} user(s) without an offering-user link"
-        ));
-    }
-    let dry = count("dry_run");
-    if dry > 0 {
-        line.push_str(&format!(", {dry} would be sent"));
-    }
-    let failed: Vec<String> = results
-        .iter()
-        .filter(|r| r.status == "failed")
-        .map(|r| match &r.component {
-            Some(c) => format!("{} {} ({c})", r.account, r.action),
-            None => format!("{} {}", r.account, r.action),
-        })
-        .collect();
-    if !failed.is_empty() {
-        let shown: Vec<&str> = failed.iter().take(10).map(String::as_str).collect();
-        let more = failed.len().saturating_sub(shown.len());
-        line.push_str(&format!("; not submitted: {}", shown.join(", ")));
-        if more > 0 {
-            line.push_str(&format!(" and {more} more"));
-        }
-    }
-    line
-}
-
-/// What a whole run amounted to.
-#[derive(Debug, Clone, Default)]
-pub struct RunOutcome {
-    /// Periods handled (complete ones).
-    pub periods: usize,
-    /// Result records held back or skipped, and users sent without an offering-user link.
-    pub held: usize,
-    /// The exit status the failures call for; `None` when nothing failed.
-    pub exit: Option<u8>,
-    /// Result records by status, for the run's metrics.
-    pub counts: crate::metrics::RecordCounts,
-}
-
-/// Add `results` (and `held_back` decisions without a record) to `counts`: a `skipped`
-/// result whose reason is a decrease counts as held.
-fn tally(counts: &mut crate::metrics::RecordCounts, results: &[ResultRecord], held_back: usize) {
-    for r in results {
-        match r.status.as_str() {
-            "updated" => counts.updated += 1,
-            "unchanged" => counts.unchanged += 1,
-            "failed" => counts.failed += 1,
-            "skipped"
-                if r.reason
-                    .as_deref()
-                    .is_some_and(|x| x.starts_with("decrease")) =>
-            {
-                counts.held += 1
-            }
-            "skipped" => counts.skipped += 1,
-            _ => {}
-        }
-    }
-    counts.held += held_back as u64;
-}
-
-/// Read records from `input`, hand each complete period to `submit`, write its results to
-/// `out` and a summary line to stderr. Incomplete or bad periods are reported and make the
-/// run fail (exit 65) without anything of them being submitted.
-pub fn run_stream<R: BufRead, W: Write>(
-    input: R,
-    out: &mut RecordWriter<W>,
-    mut submit: impl FnMut(&MonthUsage) -> MonthOutcome,
-) -> std::io::Result<RunOutcome> {
-    let mut outcome = RunOutcome::default();
-    each_period::<_, std::io::Error>(input, |arrival| {
-        let usage = match arrival {
-            Arrival::Refused { period, reason } => {
-                error!("period {period}: not submitted: {reason}");
-                outcome.exit = worse(outcome.exit, Some(exit::DATAERR));
-                return Ok(Next::Continue);
-            }
-            Arrival::Unreadable(why) => {
-                error!("{why}; the input stops here");
-                outcome.exit = worse(outcome.exit, Some(exit::DATAERR));
-                return Ok(Next::Continue);
-            }
-            Arrival::Complete(usage) => usage,
-        };
-        let done = submit(&usage);
-        for r in &done.results {
-            out.write(&Record::Result(r.clone()))?;
-        }
-        out.flush()?;
-        let line = summary_line(
-            &usage.period.to_string(),
-            &done.results,
-            done.unlinked.len(),
-        );
-        if done.exit.is_some() {
-            error!("{line}");
-        } else {
-            info!("{line}");
-        }
-        outcome.periods += 1;
-        tally(&mut outcome.counts, &done.results, done.held_back);
-        outcome.held += done
-            .results
-            .iter()
-            .filter(|r| r.status == "skipped")
-            .count()
-            + done.unlinked.len()
-            + done.held_back;
-        outcome.exit = worse(outcome.exit, done.exit);
-        if done.stop {
-            error!(
-                "the run stops after {}: the periods after it in the input are not sent",
-                usage.period
-            );
-            return Ok(Next::Stop);
-        }
-        Ok(Next::Continue)
-    })?;
-    out.flush()?;
-    Ok(outcome)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1435,33 +1170,6 @@ mod tests {
         assert_eq!(
             worse(Some(exit::DATAERR), Some(exit::PROTOCOL)),
             Some(exit::DATAERR)
-        );
-    }
-
-    #[test]
-    fn the_summary_counts_statuses_and_names_what_failed() {
-        let r = |account: &str, status: &str, component: Option<&str>| {
-            result(
-                "2024-03",
-                account,
-                None,
-                "set_usage",
-                status,
-                None,
-                component,
-            )
-        };
-        let results = vec![
-            r("a", "updated", None),
-            r("b", "unchanged", None),
-            r("c", "failed", None),
-            r("d", "failed", Some("cpu")),
-            r("e", "skipped", None),
-        ];
-        assert_eq!(
-            summary_line("2024-03", &results, 0),
-            "period 2024-03: 1 updated, 1 unchanged, 1 skipped, 2 failed; not submitted: \
-             c set_usage, d set_usage (cpu)"
         );
     }
 }
