@@ -257,6 +257,42 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_path_writes_escaped_names_as_serde_json_does() {
+        let input = concat!(
+            r#"{"kind":"tres", "period":"2024-03","account":"caf\u00e9 \"q\" \\ \/","#,
+            r#""user":"\u0001\t\ud83d\ude00é","jobs":7,"tres_seconds":{"c\u0070u":7200}}"#,
+            "\n",
+        );
+        assert!(line::parse(input.trim()).is_some());
+        let (stats, out) = run(input);
+        assert_eq!(stats.unwrap().converted, 1);
+        assert_eq!(
+            out,
+            concat!(
+                r#"{"kind":"usage","period":"2024-03","account":"café \"q\" \\ /","#,
+                r#""user":"\u0001\t😀é","jobs":7,"components":{"cpu":"2.00"}}"#,
+                "\n",
+            )
+        );
+    }
+
+    #[test]
+    fn a_key_twice_is_refused_with_the_full_parsers_words() {
+        let input = concat!(
+            r#"{"kind":"tres","period":"2024-03","account":"a","user":null,"jobs":1,"#,
+            r#""tres_seconds":{"cpu":3600000,"cpu":7200000}}"#,
+            "\n",
+        );
+        assert!(line::parse(input.trim()).is_none());
+        let (result, out) = run(input);
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "input line 1: bad `tres` record: the key \"cpu\" comes twice at line 1 column 104"
+        );
+        assert!(out.is_empty(), "{out}");
+    }
+
+    #[test]
     fn periods_cut_short_upstream_are_named() {
         let input = concat!(
             r#"{"kind":"tres","period":"2024-02","account":"a","user":null,"jobs":1,"tres_seconds":{}}"#,
