@@ -15,7 +15,7 @@ use std::fmt;
 use crate::config::{Factor, Offering};
 use crate::records::{TresRecord, UsageRecord};
 
-use super::decimal::Ratio;
+use super::decimal::{Cents, Ratio};
 
 /// Seconds per minute: TRES x seconds to the TRES x minutes that unit factors are defined on.
 const SECONDS_PER_MINUTE: u128 = 60;
@@ -79,6 +79,39 @@ pub struct Rule {
     pub component: String,
     /// Source TRES name -> exact multiplier from TRES x seconds to the component's unit.
     pub sources: Vec<(String, Ratio)>,
+}
+
+/// An amount did not fit in 128-bit arithmetic (the caller names the record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+impl Rule {
+    /// This component's amount for one record, rounded once. `seconds(i)` gives the TRES x
+    /// seconds of source `i` (the `i`th of [`Rule::sources`]), `None` when the record lacks
+    /// that TRES. `Ok(None)` when no source is present and the record is not an account total
+    /// (`total`): a user record carries only the components it used.
+    pub fn amount(
+        &self,
+        total: bool,
+        mut seconds: impl FnMut(usize) -> Option<u128>,
+    ) -> Result<Option<Cents>, Overflow> {
+        let mut present = false;
+        let mut amount = Ratio::ZERO;
+        for (i, (_, multiplier)) in self.sources.iter().enumerate() {
+            if let Some(seconds) = seconds(i) {
+                present = true;
+                amount = Ratio::from_int(seconds)
+                    .checked_mul(*multiplier)
+                    .and_then(|part| amount.checked_add(part))
+                    .ok_or(Overflow)?;
+            }
+        }
+        if present || total {
+            amount.round_cents().map(Some).ok_or(Overflow)
+        } else {
+            Ok(None)
+        }
+    }
 }
 
 /// The conversion rules of one offering.
@@ -152,19 +185,12 @@ impl Converter {
         let total = tres.user.is_none();
         let mut components = BTreeMap::new();
         for rule in &self.rules {
-            let mut present = false;
-            let mut amount = Ratio::ZERO;
-            for (source, multiplier) in &rule.sources {
-                if let Some(&seconds) = tres.tres_seconds.get(source) {
-                    present = true;
-                    amount = Ratio::from_int(seconds)
-                        .checked_mul(*multiplier)
-                        .and_then(|part| amount.checked_add(part))
-                        .ok_or_else(|| overflow(rule, tres))?;
-                }
-            }
-            if present || total {
-                let cents = amount.round_cents().ok_or_else(|| overflow(rule, tres))?;
+            let amount = rule
+                .amount(total, |i| {
+                    tres.tres_seconds.get(&rule.sources[i].0).copied()
+                })
+                .map_err(|Overflow| overflow(rule, tres))?;
+            if let Some(cents) = amount {
                 components.insert(rule.component.clone(), cents.to_string());
             }
         }

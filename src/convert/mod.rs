@@ -3,6 +3,8 @@
 //!
 //! - [`decimal`]: exact fractions on `u128` and the one half-even rounding to hundredths;
 //! - [`mapping`]: the per-component rules built from `backend_components`;
+//! - [`line`]: a one-pass reader of plain `tres` lines, borrowing from the line (the fast
+//!   path; anything it does not take goes to the full record parser);
 //! - [`convert_stream`] (here): the record stream: `tres` in, `usage` out, `period`,
 //!   `period_end` and unknown kinds passed through unchanged.
 //!
@@ -11,13 +13,15 @@
 //! so a downstream stage can never take the period as complete.
 
 pub mod decimal;
+mod fast;
+pub mod line;
 pub mod mapping;
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{self, BufRead, Write};
 
-use crate::records::{Record, RecordError, RecordReader, RecordWriter};
+use crate::records::{Record, RecordError, RecordWriter};
 
 pub use mapping::{ConvertError, Converter};
 
@@ -105,66 +109,100 @@ pub struct Stats {
 /// Convert every `tres` record read from `input` with `converter` and write the stream to
 /// `output`. Stops at the first error; what was written before it never includes the failing
 /// period's `period_end`.
+///
+/// Lines are read and numbered as [`crate::records::RecordReader`] does (blank lines skipped).
+/// A `tres` line the fast reader ([`line::parse`]) takes is converted in place; every other line
+/// goes through [`Record::from_json`], so its record or its error is exactly the full parser's.
 pub fn convert_stream<R: BufRead, W: Write>(
     converter: &Converter,
-    input: R,
+    mut input: R,
     output: W,
 ) -> Result<Stats, StreamError> {
     let mut writer = RecordWriter::new(output);
     let mut stats = Stats::default();
-    for item in RecordReader::new(input) {
-        let (line, record) = item.map_err(StreamError::Read)?;
-        let named = match &record {
-            Record::Tres(r) => Some(r.period.as_str()),
-            Record::Period(r) => Some(r.period.as_str()),
-            Record::PeriodEnd(r) => Some(r.period.as_str()),
-            _ => None,
-        };
-        if let Some(name) = named {
-            crate::period::Period::parse(name)
-                .map_err(|error| StreamError::BadPeriod { line, error })?;
+    let mut fast = fast::FastPath::new(converter);
+    let mut buf = String::new();
+    let mut line = 0;
+    loop {
+        buf.clear();
+        match input.read_line(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Err(StreamError::Read(RecordError::Io(e))),
         }
-        let out = match record {
-            Record::Tres(tres) => {
-                for name in tres.tres_seconds.keys() {
-                    if !converter.uses(name) && !stats.unused_tres.contains(name) {
-                        stats.unused_tres.insert(name.clone());
-                    }
-                }
-                let usage = converter
-                    .convert(&tres)
-                    .map_err(|error| StreamError::Convert { line, error })?;
-                stats.converted += 1;
-                if !stats.unterminated.contains(&usage.period) {
-                    stats.unterminated.insert(usage.period.clone());
-                }
-                Record::Usage(usage)
-            }
-            Record::PeriodEnd(ref end) => {
-                stats.periods += 1;
-                stats.unterminated.remove(&end.period);
-                record
-            }
-            Record::Period(ref p) => {
-                stats.passed += 1;
-                stats.unterminated.insert(p.period.clone());
-                record
-            }
-            Record::Other { .. } => {
-                stats.passed += 1;
-                record
-            }
-            Record::Usage(_) | Record::Job(_) | Record::Result(_) => {
-                return Err(StreamError::WrongKind {
-                    line,
-                    kind: record.kind().to_string(),
-                });
-            }
-        };
+        line += 1;
+        let text = buf.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if let Some(tres) = line::parse(text) {
+            fast.convert(line, &tres, &mut stats, writer.raw())?;
+            continue;
+        }
+        let record = Record::from_json(text)
+            .map_err(|message| StreamError::Read(RecordError::Invalid { line, message }))?;
+        let out = convert_record(converter, &mut stats, line, record)?;
         writer.write(&out).map_err(StreamError::Write)?;
     }
     writer.flush().map_err(StreamError::Write)?;
     Ok(stats)
+}
+
+/// One record the full parser read: a `tres` record converted, `period`, `period_end` and
+/// unknown kinds passed on, the rest refused.
+fn convert_record(
+    converter: &Converter,
+    stats: &mut Stats,
+    line: usize,
+    record: Record,
+) -> Result<Record, StreamError> {
+    let named = match &record {
+        Record::Tres(r) => Some(r.period.as_str()),
+        Record::Period(r) => Some(r.period.as_str()),
+        Record::PeriodEnd(r) => Some(r.period.as_str()),
+        _ => None,
+    };
+    if let Some(name) = named {
+        crate::period::Period::parse(name)
+            .map_err(|error| StreamError::BadPeriod { line, error })?;
+    }
+    Ok(match record {
+        Record::Tres(tres) => {
+            for name in tres.tres_seconds.keys() {
+                if !converter.uses(name) && !stats.unused_tres.contains(name) {
+                    stats.unused_tres.insert(name.clone());
+                }
+            }
+            let usage = converter
+                .convert(&tres)
+                .map_err(|error| StreamError::Convert { line, error })?;
+            stats.converted += 1;
+            if !stats.unterminated.contains(&usage.period) {
+                stats.unterminated.insert(usage.period.clone());
+            }
+            Record::Usage(usage)
+        }
+        Record::PeriodEnd(ref end) => {
+            stats.periods += 1;
+            stats.unterminated.remove(&end.period);
+            record
+        }
+        Record::Period(ref p) => {
+            stats.passed += 1;
+            stats.unterminated.insert(p.period.clone());
+            record
+        }
+        Record::Other { .. } => {
+            stats.passed += 1;
+            record
+        }
+        Record::Usage(_) | Record::Job(_) | Record::Result(_) => {
+            return Err(StreamError::WrongKind {
+                line,
+                kind: record.kind().to_string(),
+            });
+        }
+    })
 }
 
 #[cfg(test)]
@@ -216,6 +254,42 @@ mod tests {
         );
         assert_eq!(lines[2], r#"{"kind":"future","x":1}"#);
         assert_eq!(lines[3], input.lines().nth(3).unwrap());
+    }
+
+    #[test]
+    fn the_fast_path_writes_escaped_names_as_serde_json_does() {
+        let input = concat!(
+            r#"{"kind":"tres", "period":"2024-03","account":"caf\u00e9 \"q\" \\ \/","#,
+            r#""user":"\u0001\t\ud83d\ude00é","jobs":7,"tres_seconds":{"c\u0070u":7200}}"#,
+            "\n",
+        );
+        assert!(line::parse(input.trim()).is_some());
+        let (stats, out) = run(input);
+        assert_eq!(stats.unwrap().converted, 1);
+        assert_eq!(
+            out,
+            concat!(
+                r#"{"kind":"usage","period":"2024-03","account":"café \"q\" \\ /","#,
+                r#""user":"\u0001\t😀é","jobs":7,"components":{"cpu":"2.00"}}"#,
+                "\n",
+            )
+        );
+    }
+
+    #[test]
+    fn a_key_twice_is_refused_with_the_full_parsers_words() {
+        let input = concat!(
+            r#"{"kind":"tres","period":"2024-03","account":"a","user":null,"jobs":1,"#,
+            r#""tres_seconds":{"cpu":3600000,"cpu":7200000}}"#,
+            "\n",
+        );
+        assert!(line::parse(input.trim()).is_none());
+        let (result, out) = run(input);
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "input line 1: bad `tres` record: the key \"cpu\" comes twice at line 1 column 104"
+        );
+        assert!(out.is_empty(), "{out}");
     }
 
     #[test]
