@@ -12,11 +12,14 @@
 //! - [`sacct`]: running sacct, parsing its output with nom, aggregating TRES x seconds;
 //! - [`convert`]: unit factors, component mapping, exact decimals;
 //! - [`waldur`]: the Waldur REST client and the submission logic;
-//! - [`metrics`]: run metrics for Prometheus's textfile collector.
+//! - [`metrics`]: run metrics for Prometheus's textfile collector;
+//! - [`hash`] and [`json_line`]: the hot loops' hasher and hand-written JSON output.
 
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod hash;
+pub mod json_line;
 pub mod metrics;
 pub mod period;
 pub mod records;

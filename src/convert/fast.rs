@@ -8,6 +8,7 @@ use super::decimal::Cents;
 use super::line::TresLine;
 use super::mapping::{ConvertError, Converter, Overflow, Rule};
 use super::{Stats, StreamError};
+use crate::json_line::{push_hundredths, push_str, push_u128};
 
 /// Per-stream state of the fast path: the rules as slot indices, and which TRES name the last
 /// record had at each position, so the names of a stream are looked up once, not per record.
@@ -151,7 +152,7 @@ impl<'c> FastPath<'c> {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"jobs\":");
-        push_u64(out, tres.jobs);
+        push_u128(out, u128::from(tres.jobs));
         out.extend_from_slice(b",\"components\":{");
     }
 
@@ -173,7 +174,7 @@ impl<'c> FastPath<'c> {
                 }
                 first = false;
                 self.out.extend_from_slice(&self.keys[i]);
-                push_cents(&mut self.out, cents);
+                push_hundredths(&mut self.out, cents.0);
                 self.out.push(b'"');
             }
         }
@@ -188,43 +189,5 @@ fn overflow(rule: &Rule, tres: &TresLine<'_>) -> ConvertError {
         period: tres.period.to_string(),
         account: tres.account.to_string(),
         user: tres.user.as_ref().map(|u| u.to_string()),
-    }
-}
-
-/// `s` as a JSON string, escaped exactly as serde_json escapes it (serde_json itself writes
-/// any string that needs escaping).
-pub fn push_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *out, s).expect("a string serializes");
-    }
-}
-
-/// `n` in decimal.
-fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
-}
-
-/// `cents` as [`Cents`] displays it: the units, a point, two digits.
-fn push_cents(out: &mut Vec<u8>, cents: Cents) {
-    match u64::try_from(cents.0) {
-        Ok(c) => {
-            push_u64(out, c / 100);
-            out.extend_from_slice(&[b'.', b'0' + (c % 100 / 10) as u8, b'0' + (c % 10) as u8]);
-        }
-        Err(_) => write!(out, "{cents}").expect("writing to a Vec"),
     }
 }

@@ -13,13 +13,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Write};
 
+use crate::json_line::push_u128;
 use crate::records::TresRecord;
 
-use super::hash::FxMap;
 use super::line::Allocation;
 use super::names::{NameId, NameTable, json_string};
 use super::sums::{Overflow, PairId, Sums};
 use super::tres::{TresId, TresTable};
+use crate::hash::FxMap;
 
 /// Usage of one allocation by TRES name (for `--jobs`).
 pub fn job_usage(alloc: &Allocation<'_>) -> BTreeMap<String, u128> {
@@ -344,7 +345,7 @@ impl Summary {
                 Some(p) => line.extend_from_slice(self.user(p).1.as_bytes()),
             }
             line.extend_from_slice(b",\"jobs\":");
-            push_decimal(&mut line, u128::from(self.jobs(group, pair)));
+            push_u128(&mut line, u128::from(self.jobs(group, pair)));
             line.extend_from_slice(b",\"tres_seconds\":{");
             for (n, (i, v)) in self.sums(group, pair).enumerate() {
                 if n > 0 {
@@ -352,31 +353,12 @@ impl Summary {
                 }
                 line.extend_from_slice(self.tres_json[i].as_bytes());
                 line.push(b':');
-                push_decimal(&mut line, v);
+                push_u128(&mut line, v);
             }
             line.extend_from_slice(b"}}\n");
             out.write_all(&line)
         })
     }
-}
-
-/// Append `v` in decimal (the `u64` loop for all but the rare sum past 2^64).
-fn push_decimal(out: &mut Vec<u8>, v: u128) {
-    let Ok(mut v) = u64::try_from(v) else {
-        out.extend_from_slice(v.to_string().as_bytes());
-        return;
-    };
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use std::fmt;
 use crate::config::Compat;
 
 use super::elapsed::{parse_elapsed, parse_elapsed_raw};
-use super::hash::FxMap;
 use super::jobid::{JobIdKind, parse_job_id};
 use super::tres::{TresId, TresTable, parse_tres};
+use crate::hash::FxMap;
 
 /// The `--format` of the default query (DESIGN.md §3): AllocTRES x ElapsedRaw.
 pub const EXACT_FORMAT: &str = "JobIDRaw,Account,User,State,ElapsedRaw,AllocTRES,ReqTRES";

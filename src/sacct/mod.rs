@@ -40,7 +40,6 @@ pub mod aggregate;
 pub mod check;
 pub mod command;
 pub mod elapsed;
-mod hash;
 pub mod jobid;
 pub mod line;
 pub mod names;

@@ -5,7 +5,7 @@
 //! that brought it. Each name is stored once, with its JSON string form ready for output, so a
 //! site with a million (account, user) pairs holds only its few thousand distinct names.
 
-use super::hash::FxMap;
+use crate::hash::FxMap;
 
 /// The id of an interned name.
 pub type NameId = u32;

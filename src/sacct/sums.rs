@@ -6,8 +6,8 @@
 //! uses, and adding a line or reading a pair touches one row. Rows widen (all at once) when
 //! a line brings a TRES not seen before, which happens a handful of times per period.
 
-use super::hash::FxMap;
 use super::tres::TresId;
+use crate::hash::FxMap;
 
 /// The index of one (account, user) pair.
 pub type PairId = u32;
@@ -134,15 +134,6 @@ impl Sums {
         }
     }
 
-    /// True when TRES `id` appeared in an allocation of `pair`.
-    pub fn seen(&self, pair: PairId, id: TresId) -> bool {
-        if (pair as usize) >= self.rows || usize::from(id) >= self.width {
-            return false;
-        }
-        let (_, seen_at, bit) = self.at(pair, id);
-        self.words[seen_at] & bit != 0
-    }
-
     /// The sums of `pair`, for reading many of them.
     pub fn row(&self, pair: PairId) -> Row<'_> {
         let p = pair as usize;
@@ -160,16 +151,7 @@ impl Sums {
 
     /// The sum of (`pair`, `id`), if that TRES was seen.
     pub fn get(&self, pair: PairId, id: TresId) -> Option<u128> {
-        if !self.seen(pair, id) {
-            return None;
-        }
-        let low = self.words[self.at(pair, id).0];
-        let high = if self.high.is_empty() {
-            0
-        } else {
-            self.high.get(&(pair, id)).copied().unwrap_or(0)
-        };
-        Some(u128::from(high) << 64 | u128::from(low))
+        self.row(pair).get(id)
     }
 }
 

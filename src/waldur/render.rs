@@ -17,6 +17,7 @@ use super::api::path;
 use super::input::MonthUsage;
 use super::plan::{Existing, Plan, TotalPost, UserPost};
 use super::stream::Tally;
+use crate::json_line::{push_hundredths, push_str};
 use crate::period::{BillingZones, Standing};
 use crate::records::ResultRecord;
 
@@ -78,38 +79,12 @@ impl<'a> ResultWriter<'a> {
     }
 }
 
-/// A JSON string, escaped as serde_json escapes it.
-fn string(buf: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        serde_json::to_writer(&mut *buf, s).expect("strings serialize");
-    } else {
-        buf.push(b'"');
-        buf.extend_from_slice(s.as_bytes());
-        buf.push(b'"');
-    }
-}
-
-/// An amount as a JSON string: `"12.50"`.
+/// An amount as a JSON string: `"12.50"` (a negative one, which no plan sends, as
+/// [`Amount`] displays it).
 fn amount(buf: &mut Vec<u8>, a: Amount) {
     buf.push(b'"');
-    let h = a.hundredths();
-    match u64::try_from(h) {
-        Ok(v) => {
-            let mut digits = [0u8; 24];
-            let mut i = digits.len();
-            let mut n = v / 100;
-            loop {
-                i -= 1;
-                digits[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            buf.extend_from_slice(&digits[i..]);
-            let cents = (v % 100) as u8;
-            buf.extend_from_slice(&[b'.', b'0' + cents / 10, b'0' + cents % 10]);
-        }
+    match u128::try_from(a.hundredths()) {
+        Ok(h) => push_hundredths(buf, h),
         Err(_) => {
             let _ = write!(buf, "{a}");
         }
@@ -131,27 +106,27 @@ fn head(
 ) {
     buf.clear();
     buf.extend_from_slice(b"{\"kind\":\"result\",\"period\":");
-    string(buf, period);
+    push_str(buf, period);
     buf.extend_from_slice(b",\"account\":");
-    string(buf, account);
+    push_str(buf, account);
     buf.extend_from_slice(b",\"resource\":");
     match resource {
-        Some(r) => string(buf, r),
+        Some(r) => push_str(buf, r),
         None => buf.extend_from_slice(b"null"),
     }
     buf.extend_from_slice(b",\"action\":");
-    string(buf, action);
+    push_str(buf, action);
     buf.extend_from_slice(b",\"status\":\"dry_run\",\"reason\":");
     match reason {
-        Some(r) => string(buf, r),
+        Some(r) => push_str(buf, r),
         None => buf.extend_from_slice(b"null"),
     }
     if let Some(c) = component {
         buf.extend_from_slice(b",\"component\":");
-        string(buf, c);
+        push_str(buf, c);
     }
     buf.extend_from_slice(b",\"request\":{\"method\":\"POST\",\"path\":");
-    string(buf, request_path);
+    push_str(buf, request_path);
     buf.extend_from_slice(b",\"body\":");
 }
 
@@ -163,9 +138,9 @@ fn set_usage_body<'x>(
     usages: impl Iterator<Item = (&'x str, Amount)>,
 ) {
     buf.extend_from_slice(b"{\"date\":");
-    string(buf, date);
+    push_str(buf, date);
     buf.extend_from_slice(b",\"resource\":");
-    string(buf, resource);
+    push_str(buf, resource);
     buf.extend_from_slice(b",\"usages\":[");
     for (i, (component, value)) in usages.enumerate() {
         if i > 0 {
@@ -174,7 +149,7 @@ fn set_usage_body<'x>(
         buf.extend_from_slice(b"{\"amount\":");
         amount(buf, value);
         buf.extend_from_slice(b",\"type\":");
-        string(buf, component);
+        push_str(buf, component);
         buf.push(b'}');
     }
     buf.extend_from_slice(b"]}}}");
@@ -186,10 +161,10 @@ fn user_item(buf: &mut Vec<u8>, username: &str, value: Amount, link: Option<&str
     amount(buf, value);
     if let Some(link) = link {
         buf.extend_from_slice(b",\"user\":");
-        string(buf, link);
+        push_str(buf, link);
     }
     buf.extend_from_slice(b",\"username\":");
-    string(buf, username);
+    push_str(buf, username);
     buf.push(b'}');
 }
 
@@ -384,7 +359,7 @@ mod tests {
             "ünï/код",
         ] {
             let mut buf = Vec::new();
-            string(&mut buf, s);
+            push_str(&mut buf, s);
             assert_eq!(buf, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
         for h in [0, 5, 100, 123_450, i128::from(u64::MAX), i128::MAX] {

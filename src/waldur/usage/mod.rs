@@ -16,7 +16,8 @@ use std::fmt;
 
 use super::amount::Amount;
 pub use super::intern::NameId;
-use super::intern::{Fx, Names};
+use super::intern::Names;
+use crate::hash::Fx;
 use crate::period::Period;
 use crate::records::MonthRecord;
 
