@@ -11,7 +11,8 @@
 //! - [`period`]: monthly billing periods in an IANA time zone;
 //! - [`sacct`]: running sacct, parsing its output with nom, aggregating TRES x seconds;
 //! - [`convert`]: unit factors, component mapping, exact decimals;
-//! - [`waldur`]: the Waldur REST client and the submission logic;
+//! - [`waldur`]: the Waldur REST client (transport, auth, typed endpoints), nothing more;
+//! - [`push`]: the application behind `waldur-push`: input, plan, POSTs, read-back, checks;
 //! - [`metrics`]: run metrics for Prometheus's textfile collector;
 //! - [`hash`] and [`json_line`]: the hot loops' hasher and hand-written JSON output.
 
@@ -22,6 +23,7 @@ pub mod hash;
 pub mod json_line;
 pub mod metrics;
 pub mod period;
+pub mod push;
 pub mod records;
 pub mod sacct;
 pub mod waldur;

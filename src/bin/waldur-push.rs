@@ -10,14 +10,14 @@ use waldur_usage::cli::{self, ExitWith, Failure, exit};
 use waldur_usage::config::{self, Config};
 use waldur_usage::metrics::{RecordCounts, RunMetrics};
 use waldur_usage::period::{self, BillingZones};
+use waldur_usage::push::push::{MonthOutcome, PushOptions, Pusher};
+use waldur_usage::push::render::{self, ResultWriter};
+use waldur_usage::push::stream;
+use waldur_usage::push::{check, register};
 use waldur_usage::waldur::auth::{self, TokenSources};
 use waldur_usage::waldur::error::ApiError;
 use waldur_usage::waldur::http::{Client, ClientOptions, RetryPolicy};
-use waldur_usage::waldur::push::{MonthOutcome, PushOptions, Pusher};
-use waldur_usage::waldur::render::{self, ResultWriter};
-use waldur_usage::waldur::stream;
 use waldur_usage::waldur::url::ApiBase;
-use waldur_usage::waldur::{check, register};
 use waldur_usage::{debug, error, info, warn};
 
 #[derive(FromArgs)]
@@ -467,7 +467,7 @@ fn audit(
 ) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let run =
-        waldur_usage::waldur::audit::run(input, &mut out, json, |month| pusher.audit_period(month))
+        waldur_usage::push::audit::run(input, &mut out, json, |month| pusher.audit_period(month))
             .exit_with(exit::IOERR)?;
     *differences = run.differences;
     if let Some(code) = run.failed {
@@ -503,7 +503,7 @@ fn audit(
 fn stream(
     counts: &mut RecordCounts,
     input: impl BufRead,
-    submit: impl FnMut(&waldur_usage::waldur::input::MonthUsage, &mut ResultWriter<'_>) -> MonthOutcome,
+    submit: impl FnMut(&waldur_usage::push::input::MonthUsage, &mut ResultWriter<'_>) -> MonthOutcome,
 ) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     let outcome = stream::run_stream(input, &mut out, submit).exit_with(exit::IOERR)?;

@@ -8,10 +8,10 @@
 
 use serde_json::{Value, json};
 
-use super::api::path;
-use super::error::ApiError;
-use super::http::Client;
-use super::url::Query;
+use crate::waldur::api::path;
+use crate::waldur::error::ApiError;
+use crate::waldur::http::Client;
+use crate::waldur::url::Query;
 
 /// The identity name for an offering.
 pub fn identity_name(offering_uuid: &str) -> String {

@@ -5,8 +5,8 @@
 //! Pure: the caller reads the period again (the same paged lists as the plan) and hands the
 //! result to [`compare`].
 
-use super::amount::Amount;
 use super::plan::Existing;
+use crate::waldur::amount::Amount;
 
 /// One value that a POST answered 201 for.
 #[derive(Debug, Clone, PartialEq, Eq)]

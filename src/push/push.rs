@@ -15,12 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::api::UsageItem;
-use super::api::{self, SetUsage, SetUserUsages, UserUsageItem, path};
 use super::audit::{self, AuditLine};
-use super::error::ApiError;
 use super::filing::{self, DateSupport, Filing};
-use super::http::Client;
 use super::input::MonthUsage;
 use super::plan::{self, Catalog, Existing, Plan, PlanOptions, TotalPost, UserPost, result};
 use super::readback::{self, Sent};
@@ -30,6 +26,10 @@ use crate::cli::exit;
 use crate::config::{Offering, normalize_uuid};
 use crate::period::{BillingZones, Period};
 use crate::records::ResultRecord;
+use crate::waldur::api::UsageItem;
+use crate::waldur::api::{self, SetUsage, SetUserUsages, UserUsageItem, path};
+use crate::waldur::error::ApiError;
+use crate::waldur::http::Client;
 use crate::{debug, error, info, warn};
 
 /// Reads of a period's read-back when its listing does not add up (rows moved between

@@ -40,7 +40,7 @@ impl DateSupport {
     /// usage endpoints read `date`. A string that does not start with a number is unknown.
     ///
     /// ```
-    /// use waldur_usage::waldur::filing::DateSupport;
+    /// use waldur_usage::push::filing::DateSupport;
     ///
     /// assert!(matches!(DateSupport::from_version("7.0.7"), DateSupport::Ignored { .. }));
     /// assert!(matches!(DateSupport::from_version("8.1.3"), DateSupport::Honoured { .. }));

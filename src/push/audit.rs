@@ -17,10 +17,10 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::amount::Amount;
-use super::api::{ComponentUsage, ComponentUserUsage};
 use super::input::MonthUsage;
 use super::plan::Catalog;
+use crate::waldur::amount::Amount;
+use crate::waldur::api::{ComponentUsage, ComponentUserUsage};
 
 /// How one value compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -336,7 +336,7 @@ pub fn run<R: std::io::BufRead, W: std::io::Write>(
     input: R,
     out: &mut W,
     json: bool,
-    mut read: impl FnMut(&MonthUsage) -> Result<Vec<AuditLine>, super::error::ApiError>,
+    mut read: impl FnMut(&MonthUsage) -> Result<Vec<AuditLine>, crate::waldur::error::ApiError>,
 ) -> std::io::Result<AuditRun> {
     use super::input::{Arrival, Next, each_period};
     use crate::cli::exit;

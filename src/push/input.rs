@@ -11,12 +11,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::amount::Amount;
 use super::line::UsageLine;
 use super::usage::MonthBuilder;
 pub use super::usage::{AccountView, MonthUsage, UserView};
 use crate::period::Period;
 use crate::records::{MonthRecord, PeriodError, Record, RecordError};
+use crate::waldur::amount::Amount;
 
 /// What a record completed.
 #[derive(Debug, Clone)]

@@ -14,12 +14,12 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::amount::Amount;
 pub use super::intern::NameId;
 use super::intern::Names;
 use crate::hash::Fx;
 use crate::period::Period;
 use crate::records::MonthRecord;
+use crate::waldur::amount::Amount;
 
 mod view;
 pub use view::{AccountView, UserView};

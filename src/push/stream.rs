@@ -170,7 +170,7 @@ pub fn run_stream<R: BufRead, W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::waldur::plan::result;
+    use crate::push::plan::result;
 
     #[test]
     fn the_summary_counts_statuses_and_names_what_failed() {

@@ -17,10 +17,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::amount::Amount;
-use super::api::{ComponentUsage, ComponentUserUsage, OfferingComponent, Resource, UsageItem};
 use super::input::{AccountView, MonthUsage};
 use crate::records::ResultRecord;
+use crate::waldur::amount::Amount;
+use crate::waldur::api::{
+    ComponentUsage, ComponentUserUsage, OfferingComponent, Resource, UsageItem,
+};
 
 /// What Waldur knows about the offering, read once per run.
 #[derive(Debug, Clone, Default)]
@@ -559,7 +561,7 @@ fn plan_users(
 mod tests {
     use super::*;
     use crate::period::Period;
-    use crate::waldur::usage::MonthBuilder;
+    use crate::push::usage::MonthBuilder;
 
     fn amt(s: &str) -> Amount {
         Amount::parse(s).unwrap()

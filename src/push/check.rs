@@ -16,15 +16,15 @@ use std::io::Write;
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::amount::Amount;
-use super::api::{self, SetUsage, UsageItem, path};
-use super::error::ApiError;
-use super::http::Client;
 use super::plan::Catalog;
 use super::push::worse;
 use crate::cli::exit;
 use crate::config::{Offering, normalize_uuid};
 use crate::period::BillingZones;
+use crate::waldur::amount::Amount;
+use crate::waldur::api::{self, SetUsage, UsageItem, path};
+use crate::waldur::error::ApiError;
+use crate::waldur::http::Client;
 
 /// Clock difference that is reported as a problem: Waldur refuses usage dated in its future.
 pub const MAX_SKEW_SECONDS: i64 = 120;
@@ -86,7 +86,7 @@ pub fn run(
         format!(
             "Waldur: {} (User-Agent {})",
             client.base().root(),
-            super::http::USER_AGENT
+            crate::waldur::http::USER_AGENT
         ),
     )?;
     let me = match api::users_me(client) {
