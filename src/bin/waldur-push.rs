@@ -10,7 +10,7 @@ use waldur_usage::cli::{self, ExitWith, Failure, exit};
 use waldur_usage::config::{self, Config};
 use waldur_usage::metrics::{RecordCounts, RunMetrics};
 use waldur_usage::period::{self, BillingZones};
-use waldur_usage::push::push::{MonthOutcome, PushOptions, Pusher};
+use waldur_usage::push::pusher::{MonthOutcome, PushOptions, Pusher};
 use waldur_usage::push::render::{self, ResultWriter};
 use waldur_usage::push::stream;
 use waldur_usage::push::{check, register};

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use serde_json::json;
 
 use super::plan::Catalog;
-use super::push::worse;
+use super::pusher::worse;
 use crate::cli::exit;
 use crate::config::{Offering, normalize_uuid};
 use crate::period::BillingZones;

@@ -15,7 +15,7 @@
 //! - [`plan`]: the pure "what changed" computation;
 //! - [`submit`]: the bounded pool that runs POSTs;
 //! - [`register`]: the agent identity shown in Waldur;
-//! - [`push`]: one run, period by period;
+//! - [`pusher`]: one run, period by period: setup, POSTs, read-back, past months;
 //! - [`stream`]: the loop of a run, with its summary lines;
 //! - [`render`]: result records written straight as JSON (`--offline`, `--dry-run`);
 //! - [`readback`]: what Waldur stores after the POSTs must equal what was sent;
@@ -29,7 +29,7 @@ pub mod input;
 pub mod intern;
 pub mod line;
 pub mod plan;
-pub mod push;
+pub mod pusher;
 pub mod readback;
 pub mod register;
 pub mod render;

@@ -4,7 +4,7 @@
 use std::io::{BufRead, Write};
 
 use super::input::{Arrival, MonthUsage, Next, each_period};
-use super::push::{MonthOutcome, worse};
+use super::pusher::{MonthOutcome, worse};
 use super::render::ResultWriter;
 use crate::cli::exit;
 use crate::records::ResultRecord;
