@@ -1,8 +1,8 @@
 //! waldur-usage: SLURM usage reporting for Waldur Mastermind.
 //!
 //! The crate is a pipeline of small tools (`month-split`, `slurm-usage`, `usage-convert`,
-//! `waldur-push`) that talk JSON Lines to each other. Everything except argument parsing lives
-//! in this library; each binary in `src/bin/` is a thin `main`.
+//! `waldur-push`) that talk JSON Lines to each other. Everything lives in this library (for the
+//! tools in [`tool`], their flags too); each binary in `src/bin/` is a thin `main`.
 //!
 //! Modules, one concern each:
 //! - [`records`]: the JSON Lines record contract between the tools;
@@ -13,6 +13,7 @@
 //! - [`convert`]: unit factors, component mapping, exact decimals;
 //! - [`waldur`]: the Waldur REST client (transport, auth, typed endpoints), nothing more;
 //! - [`push`]: the application behind `waldur-push`: input, plan, POSTs, read-back, checks;
+//! - [`tool`]: one module per binary, its flags and main flow (`waldur-push` so far);
 //! - [`metrics`]: run metrics for Prometheus's textfile collector;
 //! - [`hash`] and [`json_line`]: the hot loops' hasher and hand-written JSON output.
 
@@ -26,4 +27,5 @@ pub mod period;
 pub mod push;
 pub mod records;
 pub mod sacct;
+pub mod tool;
 pub mod waldur;
