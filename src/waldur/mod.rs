@@ -2,8 +2,8 @@
 //! and the two-place [`amount::Amount`] those payloads carry.
 //!
 //! It knows Waldur's API and nothing of what is sent through it: no billing periods, no usage
-//! records, no plans or push runs. Those live in [`crate::push`], which calls this client; the
-//! client never calls back. Dates and periods come in as plain strings.
+//! records, no plans or push runs. Those live in the application (src/push/), which calls
+//! this client; the client never calls back. Dates and periods come in as plain strings.
 //!
 //! One concern per module:
 //! - [`url`]: base URL from `waldur_api_url`, https rule, query strings;
