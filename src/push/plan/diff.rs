@@ -90,18 +90,24 @@ pub fn plan(
             continue;
         }
         let account = resource.backend_id.clone().unwrap_or_default();
+        let idle_result = |status: &str, reason: String| {
+            result(
+                &period,
+                &account,
+                Some(&resource.uuid),
+                "set_usage",
+                status,
+                Some(reason),
+                None,
+            )
+        };
         if let Some(prefix) = &options.measured_prefix {
             if !key.starts_with(prefix.as_str()) {
-                plan.results.push(result(
-                    &period,
-                    &account,
-                    Some(&resource.uuid),
-                    "set_usage",
+                plan.results.push(idle_result(
                     "skipped",
-                    Some(format!(
+                    format!(
                         "backend_id outside allocation_prefix {prefix:?}: not measured, nothing sent"
-                    )),
-                    None,
+                    ),
                 ));
                 continue;
             }
@@ -116,15 +122,8 @@ pub fn plan(
             })
             .collect();
         if missing.is_empty() {
-            plan.results.push(result(
-                &period,
-                &account,
-                Some(&resource.uuid),
-                "set_usage",
-                "unchanged",
-                Some("no usage in the period".into()),
-                None,
-            ));
+            plan.results
+                .push(idle_result("unchanged", "no usage in the period".into()));
         } else {
             plan.totals.push(TotalPost {
                 account,
@@ -149,6 +148,17 @@ fn plan_total(
     existing: &Existing,
     options: &PlanOptions,
 ) {
+    let total_result = |status: &str, reason: Option<String>, component: Option<&str>| {
+        result(
+            period,
+            account,
+            Some(rid),
+            "set_usage",
+            status,
+            reason,
+            component,
+        )
+    };
     let mut send = Vec::new();
     let mut changed = false;
     let mut creates = false;
@@ -160,11 +170,7 @@ fn plan_total(
         let old = existing.total(rid, component);
         if let Some(old) = old {
             if value < old && !options.allow_decrease {
-                plan.results.push(result(
-                    period,
-                    account,
-                    Some(rid),
-                    "set_usage",
+                plan.results.push(total_result(
                     "skipped",
                     Some(format!("decrease: {old} -> {value}")),
                     Some(component),
@@ -191,11 +197,7 @@ fn plan_total(
             zero_fill: false,
         });
     } else if send.is_empty() && !total.total().any(|(c, _)| catalog.sendable.contains(c)) {
-        plan.results.push(result(
-            period,
-            account,
-            Some(rid),
-            "set_usage",
+        plan.results.push(total_result(
             "skipped",
             Some(format!(
                 "none of its components ({}) is a reportable component of the offering",
@@ -204,15 +206,7 @@ fn plan_total(
             None,
         ));
     } else if !send.is_empty() {
-        plan.results.push(result(
-            period,
-            account,
-            Some(rid),
-            "set_usage",
-            "unchanged",
-            None,
-            None,
-        ));
+        plan.results.push(total_result("unchanged", None, None));
     }
 }
 

@@ -86,6 +86,14 @@ fn uu(cu: &str, user: &str, usage: &str) -> ComponentUserUsage {
     }
 }
 
+/// The default options, with decreases sent.
+fn allowing_decreases() -> PlanOptions {
+    PlanOptions {
+        allow_decrease: true,
+        ..PlanOptions::default()
+    }
+}
+
 /// (account, zero_fill) of each `set_usage` the plan makes.
 fn accounts_sent(plan: &Plan) -> Vec<(&str, bool)> {
     plan.totals
@@ -335,15 +343,7 @@ fn a_decrease_is_held_back_but_the_rest_goes_through() {
             ),
         ]
     );
-    let p = plan(
-        &u,
-        &catalog(),
-        &existing,
-        PlanOptions {
-            allow_decrease: true,
-            ..PlanOptions::default()
-        },
-    );
+    let p = plan(&u, &catalog(), &existing, allowing_decreases());
     assert_eq!(p.totals[0].usages.len(), 2);
     assert_eq!(p.users[0].items.len(), 2);
 }
@@ -406,15 +406,7 @@ fn zero_fill_never_lowers_a_stored_value() {
     // hpc_idle has cpu 5.00 stored and no mem record: only mem gets a zero.
     let u = usage(&[]);
     let existing = Existing::new(&[cu("i1", "r4", "cpu", "5.00")], &[]);
-    let p = plan(
-        &u,
-        &catalog(),
-        &existing,
-        PlanOptions {
-            allow_decrease: true,
-            ..PlanOptions::default()
-        },
-    );
+    let p = plan(&u, &catalog(), &existing, allowing_decreases());
     let idle: Vec<_> = p.totals.iter().filter(|t| t.resource == "r4").collect();
     assert_eq!(
         idle[0].usages,
