@@ -342,14 +342,10 @@ impl<'a> Pusher<'a> {
         {
             Ok(e) => e,
             Err(e) => {
-                return self.refuse_all(
+                return self.fail_all(
                     usage,
-                    "failed",
-                    format!(
-                        "not submitted: reading what Waldur holds for {period} failed: {}",
-                        e.short()
-                    ),
-                    Some(e.exit_code()),
+                    format!("not submitted: reading what Waldur holds for {period} failed"),
+                    &e,
                 );
             }
         };
@@ -472,6 +468,17 @@ impl<'a> Pusher<'a> {
             exit: code,
             ..MonthOutcome::default()
         }
+    }
+
+    /// Every account of the period failed because a read failed: `what` went wrong, then the
+    /// error in short; the exit status is the error's.
+    fn fail_all(&self, usage: &MonthUsage, what: String, e: &ApiError) -> MonthOutcome {
+        self.refuse_all(
+            usage,
+            "failed",
+            format!("{what}: {}", e.short()),
+            Some(e.exit_code()),
+        )
     }
 }
 

@@ -105,15 +105,13 @@ impl Pusher<'_> {
         let before = match self.read_period(&server.billing_period(), false) {
             Ok(e) => e,
             Err(e) => {
-                return self.refuse_all(
+                return self.fail_all(
                     usage,
-                    "failed",
                     format!(
                         "not submitted: the server's version is not known, and its current month \
-                         {server} could not be read to verify the first write: {}",
-                        e.short()
+                         {server} could not be read to verify the first write"
                     ),
-                    Some(e.exit_code()),
+                    &e,
                 );
             }
         };
