@@ -92,6 +92,28 @@ fn amount(buf: &mut Vec<u8>, a: Amount) {
     buf.push(b'"');
 }
 
+/// `key` (`,"name":`, or the opening of a record) and `value` as a JSON string.
+fn field(buf: &mut Vec<u8>, key: &[u8], value: &str) {
+    buf.extend_from_slice(key);
+    push_str(buf, value);
+}
+
+/// `key` and `value` as a JSON string, or `null` when there is no value.
+fn nullable_field(buf: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
+    buf.extend_from_slice(key);
+    match value {
+        Some(v) => push_str(buf, v),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+/// `key` and `value` as a JSON string, or nothing at all when there is no value.
+fn optional_field(buf: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
+    if let Some(v) = value {
+        field(buf, key, v);
+    }
+}
+
 /// `{"kind":"result",...,"request":{"method":"POST","path":PATH,"body":` for a dry run.
 #[allow(clippy::too_many_arguments)]
 fn head(
@@ -105,28 +127,17 @@ fn head(
     request_path: &str,
 ) {
     buf.clear();
-    buf.extend_from_slice(b"{\"kind\":\"result\",\"period\":");
-    push_str(buf, period);
-    buf.extend_from_slice(b",\"account\":");
-    push_str(buf, account);
-    buf.extend_from_slice(b",\"resource\":");
-    match resource {
-        Some(r) => push_str(buf, r),
-        None => buf.extend_from_slice(b"null"),
-    }
-    buf.extend_from_slice(b",\"action\":");
-    push_str(buf, action);
-    buf.extend_from_slice(b",\"status\":\"dry_run\",\"reason\":");
-    match reason {
-        Some(r) => push_str(buf, r),
-        None => buf.extend_from_slice(b"null"),
-    }
-    if let Some(c) = component {
-        buf.extend_from_slice(b",\"component\":");
-        push_str(buf, c);
-    }
-    buf.extend_from_slice(b",\"request\":{\"method\":\"POST\",\"path\":");
-    push_str(buf, request_path);
+    field(buf, b"{\"kind\":\"result\",\"period\":", period);
+    field(buf, b",\"account\":", account);
+    nullable_field(buf, b",\"resource\":", resource);
+    field(buf, b",\"action\":", action);
+    nullable_field(buf, b",\"status\":\"dry_run\",\"reason\":", reason);
+    optional_field(buf, b",\"component\":", component);
+    field(
+        buf,
+        b",\"request\":{\"method\":\"POST\",\"path\":",
+        request_path,
+    );
     buf.extend_from_slice(b",\"body\":");
 }
 
@@ -137,10 +148,8 @@ fn set_usage_body<'x>(
     resource: &str,
     usages: impl Iterator<Item = (&'x str, Amount)>,
 ) {
-    buf.extend_from_slice(b"{\"date\":");
-    push_str(buf, date);
-    buf.extend_from_slice(b",\"resource\":");
-    push_str(buf, resource);
+    field(buf, b"{\"date\":", date);
+    field(buf, b",\"resource\":", resource);
     buf.extend_from_slice(b",\"usages\":[");
     for (i, (component, value)) in usages.enumerate() {
         if i > 0 {
@@ -148,8 +157,7 @@ fn set_usage_body<'x>(
         }
         buf.extend_from_slice(b"{\"amount\":");
         amount(buf, value);
-        buf.extend_from_slice(b",\"type\":");
-        push_str(buf, component);
+        field(buf, b",\"type\":", component);
         buf.push(b'}');
     }
     buf.extend_from_slice(b"]}}}");
@@ -159,12 +167,8 @@ fn set_usage_body<'x>(
 fn user_item(buf: &mut Vec<u8>, username: &str, value: Amount, link: Option<&str>) {
     buf.extend_from_slice(b"{\"usage\":");
     amount(buf, value);
-    if let Some(link) = link {
-        buf.extend_from_slice(b",\"user\":");
-        push_str(buf, link);
-    }
-    buf.extend_from_slice(b",\"username\":");
-    push_str(buf, username);
+    optional_field(buf, b",\"user\":", link);
+    field(buf, b",\"username\":", username);
     buf.push(b'}');
 }
 
@@ -189,18 +193,28 @@ pub fn offline(
     let mut resource = String::new();
     let mut request_path = String::new();
     for a in usage.accounts() {
+        // Offline, a record names no resource and gives "offline" as its reason.
+        let offline_head =
+            |buf: &mut Vec<u8>, action: &str, component: Option<&str>, request_path: &str| {
+                head(
+                    buf,
+                    &period,
+                    a.account(),
+                    None,
+                    action,
+                    Some("offline"),
+                    component,
+                    request_path,
+                )
+            };
         resource.clear();
         resource.push_str("<resource of account ");
         resource.push_str(a.account());
         resource.push('>');
         let buf = &mut out.line;
-        head(
+        offline_head(
             buf,
-            &period,
-            a.account(),
-            None,
             "set_usage",
-            Some("offline"),
             None,
             "/api/marketplace-component-usages/set_usage/",
         );
@@ -219,16 +233,7 @@ pub fn offline(
                 a.account()
             )));
             let buf = &mut out.line;
-            head(
-                buf,
-                &period,
-                a.account(),
-                None,
-                "set_user_usages",
-                Some("offline"),
-                Some(c),
-                &request_path,
-            );
+            offline_head(buf, "set_user_usages", Some(c), &request_path);
             buf.extend_from_slice(b"{\"usages\":[");
             user_item(buf, first, value, None);
             for (name, value) in users {
