@@ -1,6 +1,6 @@
 //! The pure "what changed" computation: from one complete period of usage and what Waldur
 //! already holds, decide which POSTs to make. No I/O here, so every rule is unit-tested.
-//! This file holds the types (what Waldur holds, what to send), [`diff`] the computation,
+//! This file holds the types (what Waldur holds, what to send), `diff.rs` the computation,
 //! `tests.rs` one test per rule.
 //!
 //! Rules (issue 4, DESIGN.md §3):

@@ -8,8 +8,8 @@
 //! about to be made.
 //!
 //! The run is split by what it does: this file sets it up and decides, per period, what
-//! happens; [`execute`] makes the POSTs (or renders them for a dry run); [`verify`] reads
-//! back what was sent; [`past`] handles months the server has already closed.
+//! happens; `execute.rs` makes the POSTs (or renders them for a dry run); `verify.rs` reads
+//! back what was sent; `past.rs` handles months the server has already closed.
 
 mod execute;
 mod past;

@@ -16,8 +16,8 @@
 //! against a dead server ends in seconds instead of retrying thousands of POSTs one by one.
 //! Best-effort calls ([`Client::optional`]: identity, version) never count towards it.
 //!
-//! This file holds the agent, its options and one attempt; [`retry`] the retries and the
-//! breaker; [`pages`] the pagination.
+//! This file holds the agent, its options and one attempt; `retry.rs` the retries and the
+//! breaker; `pages.rs` the pagination.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
