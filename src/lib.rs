@@ -2,7 +2,7 @@
 //!
 //! The crate is a pipeline of small tools (`month-split`, `slurm-usage`, `usage-convert`,
 //! `waldur-push`) that talk JSON Lines to each other. Everything except argument parsing lives
-//! in this library; each binary in `src/bin/` is a thin `main`.
+//! in this library; each binary in `src/bin/` is a thin `main` that calls its module in [`tool`].
 //!
 //! Modules, one concern each:
 //! - [`records`]: the JSON Lines record contract between the tools;
@@ -13,6 +13,7 @@
 //! - [`convert`]: unit factors, component mapping, exact decimals;
 //! - [`waldur`]: the Waldur REST client and the submission logic;
 //! - [`metrics`]: run metrics for Prometheus's textfile collector;
+//! - [`tool`]: one module per binary: its flags (the shared ones declared once) and its flow;
 //! - [`hash`] and [`json_line`]: the hot loops' hasher and hand-written JSON output.
 
 pub mod cli;
@@ -24,4 +25,5 @@ pub mod metrics;
 pub mod period;
 pub mod records;
 pub mod sacct;
+pub mod tool;
 pub mod waldur;

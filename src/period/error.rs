@@ -27,7 +27,7 @@ pub enum PeriodError {
     },
     /// A period record's instants could not be read, or time arithmetic overflowed.
     Time(String),
-    /// A month or an instant lies outside [`YEARS`].
+    /// A month or an instant lies outside [`YEARS`](super::YEARS).
     OutOfRange {
         /// What it is (`--now`, `the clock`, a month as written).
         what: String,

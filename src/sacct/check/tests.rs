@@ -1,4 +1,3 @@
-
 use super::run::{account_query, tres_finding};
 use super::{Ping, accounted_tres, read_scontrol_ping, read_slurmdbd_ping};
 
