@@ -1,3 +1,5 @@
+//! Unit tests of the config: the seed guide config, path-named errors, offerings, factors.
+
 use super::*;
 use std::path::PathBuf;
 

@@ -1,3 +1,5 @@
+//! Unit tests of periods: records in their month, DST, ranges, windows, bounds, both zones.
+
 use super::*;
 use jiff::Timestamp;
 

@@ -1,3 +1,5 @@
+//! Unit tests of the record contract: round trips, field rules, streams, the assembler.
+
 use super::*;
 use std::collections::BTreeMap;
 

@@ -1,3 +1,5 @@
+//! Unit tests of `--check`: TRES from sacctmgr, pings as SLURM prints them, the account query.
+
 use super::run::{account_query, tres_finding};
 use super::{Ping, accounted_tres, read_scontrol_ping, read_slurmdbd_ping};
 

@@ -1,3 +1,5 @@
+//! Unit tests of one sacct line: layouts, headers, states, names, the filter, the TRES cache.
+
 use super::*;
 use crate::config::Compat;
 use crate::sacct::tres::TresId;
