@@ -1,8 +1,8 @@
 //! waldur-usage: SLURM usage reporting for Waldur Mastermind.
 //!
 //! The crate is a pipeline of small tools (`month-split`, `slurm-usage`, `usage-convert`,
-//! `waldur-push`) that talk JSON Lines to each other. Everything lives in this library (for the
-//! tools in [`tool`], their flags too); each binary in `src/bin/` is a thin `main`.
+//! `waldur-push`) that talk JSON Lines to each other. Everything except argument parsing lives
+//! in this library; each binary in `src/bin/` is a thin `main` that calls its module in [`tool`].
 //!
 //! Modules, one concern each:
 //! - [`records`]: the JSON Lines record contract between the tools;
@@ -13,8 +13,8 @@
 //! - [`convert`]: unit factors, component mapping, exact decimals;
 //! - [`waldur`]: the Waldur REST client (transport, auth, typed endpoints), nothing more;
 //! - [`push`]: the application behind `waldur-push`: input, plan, POSTs, read-back, checks;
-//! - [`tool`]: one module per binary, its flags and main flow (`waldur-push` so far);
 //! - [`metrics`]: run metrics for Prometheus's textfile collector;
+//! - [`tool`]: one module per binary: its flags (the shared ones declared once) and its flow;
 //! - [`hash`] and [`json_line`]: the hot loops' hasher and hand-written JSON output.
 
 pub mod cli;

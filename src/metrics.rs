@@ -95,45 +95,37 @@ struct Family {
     help: &'static str,
 }
 
-const LAST_RUN: Family = Family {
-    name: "waldur_usage_last_run_timestamp_seconds",
-    kind: "gauge",
-    help: "When the last waldur-push run (push or audit) ended, in Unix seconds.",
-};
-const LAST_SUCCESS: Family = Family {
-    name: "waldur_usage_last_success_timestamp_seconds",
-    kind: "gauge",
-    help: "When the last waldur-push run in which nothing failed ended, in Unix seconds.",
-};
-const RECORDS: Family = Family {
-    name: "waldur_usage_records_total",
-    kind: "counter",
-    help: "Usage results by status: updated, unchanged, held (a decrease), skipped, failed.",
-};
-const REQUESTS: Family = Family {
-    name: "waldur_usage_requests_total",
-    kind: "counter",
-    help: "HTTP requests to Waldur by method and status code (none: no answer).",
-};
-const DURATION: Family = Family {
-    name: "waldur_usage_run_duration_seconds",
-    kind: "gauge",
-    help: "How long the last waldur-push run took, in seconds.",
-};
-const AUDIT: Family = Family {
-    name: "waldur_usage_audit_differences",
-    kind: "gauge",
-    help: "Values that differ between SLURM and Waldur in the last audit.",
-};
+/// Declares the metric families, each a constant whose doc comment is its `# HELP` text, and
+/// [`FAMILIES`], all of them in the order the file lists them.
+macro_rules! families {
+    ($(#[doc = $help:literal] $constant:ident: $kind:ident $name:ident;)+) => {
+        $(
+            #[doc = $help]
+            const $constant: Family = Family {
+                name: stringify!($name),
+                kind: stringify!($kind),
+                help: $help.trim_ascii_start(),
+            };
+        )+
+        /// Every family, in the order the file lists them.
+        const FAMILIES: &[&Family] = &[$(&$constant),+];
+    };
+}
 
-const FAMILIES: [&Family; 6] = [
-    &LAST_RUN,
-    &LAST_SUCCESS,
-    &RECORDS,
-    &REQUESTS,
-    &DURATION,
-    &AUDIT,
-];
+families! {
+    /// When the last waldur-push run (push or audit) ended, in Unix seconds.
+    LAST_RUN: gauge waldur_usage_last_run_timestamp_seconds;
+    /// When the last waldur-push run in which nothing failed ended, in Unix seconds.
+    LAST_SUCCESS: gauge waldur_usage_last_success_timestamp_seconds;
+    /// Usage results by status: updated, unchanged, held (a decrease), skipped, failed.
+    RECORDS: counter waldur_usage_records_total;
+    /// HTTP requests to Waldur by method and status code (none: no answer).
+    REQUESTS: counter waldur_usage_requests_total;
+    /// How long the last waldur-push run took, in seconds.
+    DURATION: gauge waldur_usage_run_duration_seconds;
+    /// Values that differ between SLURM and Waldur in the last audit.
+    AUDIT: gauge waldur_usage_audit_differences;
+}
 
 /// A label value escaped for the text format (backslash, double quote, newline).
 fn escape(value: &str) -> String {

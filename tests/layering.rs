@@ -21,26 +21,6 @@ const BIN_LINES: usize = 150;
 /// Lines no .rs file under src/ may pass, its unit tests included.
 const FILE_LINES: usize = 600;
 
-/// Known offenders of the two size rules, outside the Waldur client, the push application and
-/// waldur-push's tool module: to be emptied by the src-rooms branch.
-const PENDING: &[&str] = &[
-    "src/bin/month-split.rs",
-    "src/bin/slurm-usage.rs",
-    "src/config.rs",
-    "src/period.rs",
-    "src/records.rs",
-    "src/sacct/check.rs",
-    "src/sacct/line.rs",
-];
-
-/// Files that may never be on [`PENDING`].
-const NEVER_PENDING: &[&str] = &[
-    "src/waldur/",
-    "src/push/",
-    "src/tool/waldur_push.rs",
-    "src/bin/waldur-push.rs",
-];
-
 /// A source file: its path relative to the crate root (with `/`) and its text.
 struct Source {
     path: String,
@@ -276,26 +256,12 @@ fn the_scanner_sees_every_spelling_of_a_crate_path() {
     assert!(client_violation("json_line").is_none());
 }
 
-fn pending(path: &str) -> bool {
-    PENDING.contains(&path)
-}
-
-#[test]
-fn nothing_in_the_client_push_or_tool_areas_is_pending() {
-    for p in PENDING {
-        assert!(
-            !NEVER_PENDING.iter().any(|area| p.starts_with(area)),
-            "{p} is on PENDING, but its area must meet the size rules now"
-        );
-    }
-}
-
 #[test]
 fn binaries_stay_thin() {
     let mut problems = Vec::new();
     for file in sources_under("src/bin") {
         let lines = file.text.lines().count();
-        if lines >= BIN_LINES && !pending(&file.path) {
+        if lines >= BIN_LINES {
             problems.push(format!(
                 "{}:{BIN_LINES}: {lines} lines; a binary must stay under {BIN_LINES} (its \
                  flags and flow belong in src/tool/)",
@@ -311,7 +277,7 @@ fn no_source_file_is_over_the_size_limit() {
     let mut problems = Vec::new();
     for file in sources_under("src") {
         let lines = file.text.lines().count();
-        if lines > FILE_LINES && !pending(&file.path) {
+        if lines > FILE_LINES {
             problems.push(format!(
                 "{}:{}: {lines} lines, more than {FILE_LINES}; split it along a seam (unit \
                  tests may go to a sibling file)",
@@ -321,31 +287,4 @@ fn no_source_file_is_over_the_size_limit() {
         }
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
-}
-
-#[test]
-fn every_pending_file_still_breaks_a_size_rule() {
-    let files = sources_under("src");
-    let stale: Vec<&str> = PENDING
-        .iter()
-        .copied()
-        .filter(|p| {
-            let Some(file) = files.iter().find(|f| f.path == *p) else {
-                return true;
-            };
-            let lines = file.text.lines().count();
-            let limit_broken = if p.starts_with("src/bin/") {
-                lines >= BIN_LINES || lines > FILE_LINES
-            } else {
-                lines > FILE_LINES
-            };
-            !limit_broken
-        })
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "take these off PENDING in tests/layering.rs, they meet the size rules now (or are \
-         gone): {}",
-        stale.join(", ")
-    );
 }
