@@ -152,8 +152,9 @@ impl Aggregator {
             }
             return Err(e);
         }
-        let account = self.accounts.intern(alloc.account, account_text);
-        let user = self.users.intern(alloc.user, user_text);
+        let account =
+            account.unwrap_or_else(|| self.accounts.insert_new(alloc.account, account_text));
+        let user = user.unwrap_or_else(|| self.users.insert_new(alloc.user, user_text));
         if self.users.text(user) != user_text {
             self.spellings
                 .insert(pair, (user_text.into(), json_string(user_text).into()));
@@ -292,7 +293,7 @@ impl Summary {
     }
 
     /// The user of `pair`: (text, JSON string).
-    fn user(&self, pair: PairId) -> (&str, &str) {
+    fn user(&self, pair: PairId) -> (&str, &[u8]) {
         let agg = &self.aggregator;
         let respelled = if agg.spellings.is_empty() {
             None
@@ -300,7 +301,7 @@ impl Summary {
             agg.spellings.get(&pair)
         };
         match respelled {
-            Some((text, json)) => (text, json),
+            Some((text, json)) => (text, json.as_bytes()),
             None => {
                 let id = agg.pairs[pair as usize].user;
                 (agg.users.text(id), agg.users.json(id))
@@ -356,11 +357,11 @@ impl Summary {
             line.extend_from_slice(b"{\"kind\":\"tres\",\"period\":");
             line.extend_from_slice(period.as_bytes());
             line.extend_from_slice(b",\"account\":");
-            line.extend_from_slice(agg.accounts.json(group.account).as_bytes());
+            line.extend_from_slice(agg.accounts.json(group.account));
             line.extend_from_slice(b",\"user\":");
             match pair {
                 None => line.extend_from_slice(b"null"),
-                Some(p) => line.extend_from_slice(self.user(p).1.as_bytes()),
+                Some(p) => line.extend_from_slice(self.user(p).1),
             }
             line.extend_from_slice(b",\"jobs\":");
             push_u128(&mut line, u128::from(self.jobs(group, pair)));
