@@ -65,6 +65,31 @@ impl From<Overflow> for AggregateError {
     }
 }
 
+/// What the sums need of one allocation (see [`Allocation`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Usage<'a> {
+    /// Account as printed.
+    pub account: &'a [u8],
+    /// User as printed.
+    pub user: &'a [u8],
+    /// Seconds the allocation ran in the window.
+    pub seconds: u64,
+    /// TRES of the allocation in base units.
+    pub tres: &'a [(TresId, u64)],
+}
+
+impl<'a> Usage<'a> {
+    /// The parts of `alloc` that the sums need.
+    pub fn of(alloc: &Allocation<'a>) -> Usage<'a> {
+        Usage {
+            account: alloc.account,
+            user: alloc.user,
+            seconds: alloc.seconds,
+            tres: alloc.tres,
+        }
+    }
+}
+
 /// One (account, user) pair.
 #[derive(Debug, Clone, Copy)]
 struct Pair {
@@ -115,7 +140,7 @@ impl Aggregator {
     }
 
     /// Add the allocation's TRES x seconds to `pair`; all or nothing.
-    fn add_sums(&mut self, pair: PairId, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
+    fn add_sums(&mut self, pair: PairId, alloc: &Usage<'_>) -> Result<(), AggregateError> {
         // u64 x u64 always fits in u128; only a sum can overflow, which is undone.
         let seconds = u128::from(alloc.seconds);
         for (done, &(id, value)) in alloc.tres.iter().enumerate() {
@@ -132,6 +157,11 @@ impl Aggregator {
     /// Add one allocation to its (account, user); all or nothing, so a line rejected here
     /// (and skipped with `--skip-bad-lines`) leaves no trace.
     pub fn add(&mut self, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
+        self.add_usage(&Usage::of(alloc))
+    }
+
+    /// [`Aggregator::add`] for the parts of an allocation that the sums need.
+    pub fn add_usage(&mut self, alloc: &Usage<'_>) -> Result<(), AggregateError> {
         let account = self.accounts.find(alloc.account);
         let user = self.users.find(alloc.user);
         if let (Some(a), Some(u)) = (account, user) {
@@ -171,7 +201,7 @@ impl Aggregator {
 
     /// Add an allocation already added to one of `account`'s pairs to the account's total. A
     /// total past 2^128 fails the period in [`Aggregator::finish`], as the line itself was good.
-    fn add_to_account(&mut self, account: NameId, alloc: &Allocation<'_>) {
+    fn add_to_account(&mut self, account: NameId, alloc: &Usage<'_>) {
         let index = account as usize;
         if index >= self.account_jobs.len() {
             self.account_jobs.resize(index + 1, 0);
