@@ -6,8 +6,10 @@
 //! (account, user) pair. The records come out sorted by lower-cased account, the account total
 //! (`user: null`) first, then the users sorted, so two runs over the same data diff cleanly.
 //!
-//! The state per pair is compact: two name ids, a job count and the sums in [`super::sums`];
-//! the records are sorted once, at the end, and written straight as JSON lines.
+//! The state per pair is compact: two name ids, a job count and the sums in [`super::sums`].
+//! Account totals are summed as the lines arrive, in a second, small [`Sums`] keyed by account,
+//! so finishing reads no pair twice; the records are sorted once, at the end, and written
+//! straight as JSON lines.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -63,6 +65,31 @@ impl From<Overflow> for AggregateError {
     }
 }
 
+/// What the sums need of one allocation (see [`Allocation`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Usage<'a> {
+    /// Account as printed.
+    pub account: &'a [u8],
+    /// User as printed.
+    pub user: &'a [u8],
+    /// Seconds the allocation ran in the window.
+    pub seconds: u64,
+    /// TRES of the allocation in base units.
+    pub tres: &'a [(TresId, u64)],
+}
+
+impl<'a> Usage<'a> {
+    /// The parts of `alloc` that the sums need.
+    pub fn of(alloc: &Allocation<'a>) -> Usage<'a> {
+        Usage {
+            account: alloc.account,
+            user: alloc.user,
+            seconds: alloc.seconds,
+            tres: alloc.tres,
+        }
+    }
+}
+
 /// One (account, user) pair.
 #[derive(Debug, Clone, Copy)]
 struct Pair {
@@ -71,9 +98,8 @@ struct Pair {
     jobs: u64,
 }
 
-/// Per-(account, user) sums of one period; account totals are the exact sums of their users,
-/// computed by [`Aggregator::finish`]. Three small hash lookups per line, no allocation once
-/// the names are known.
+/// Per-(account, user) sums of one period, and per account the exact sums of its users. Three
+/// small hash lookups per line, no allocation once the names are known.
 #[derive(Debug, Default)]
 pub struct Aggregator {
     accounts: NameTable,
@@ -83,6 +109,12 @@ pub struct Aggregator {
     /// In order of first appearance.
     pairs: Vec<Pair>,
     sums: Sums,
+    /// Per account id: the sums of its pairs (a TRES is seen when any pair saw it).
+    account_sums: Sums,
+    /// Per account id: its allocations.
+    account_jobs: Vec<u64>,
+    /// An account total passed 2^128: [`Aggregator::finish`] fails the period.
+    account_overflow: bool,
     /// The user's spelling in pairs whose first line spelled the user differently from the
     /// user's first line anywhere: (text, JSON string).
     spellings: FxMap<PairId, (Box<str>, Box<str>)>,
@@ -108,7 +140,7 @@ impl Aggregator {
     }
 
     /// Add the allocation's TRES x seconds to `pair`; all or nothing.
-    fn add_sums(&mut self, pair: PairId, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
+    fn add_sums(&mut self, pair: PairId, alloc: &Usage<'_>) -> Result<(), AggregateError> {
         // u64 x u64 always fits in u128; only a sum can overflow, which is undone.
         let seconds = u128::from(alloc.seconds);
         for (done, &(id, value)) in alloc.tres.iter().enumerate() {
@@ -125,12 +157,18 @@ impl Aggregator {
     /// Add one allocation to its (account, user); all or nothing, so a line rejected here
     /// (and skipped with `--skip-bad-lines`) leaves no trace.
     pub fn add(&mut self, alloc: &Allocation<'_>) -> Result<(), AggregateError> {
+        self.add_usage(&Usage::of(alloc))
+    }
+
+    /// [`Aggregator::add`] for the parts of an allocation that the sums need.
+    pub fn add_usage(&mut self, alloc: &Usage<'_>) -> Result<(), AggregateError> {
         let account = self.accounts.find(alloc.account);
         let user = self.users.find(alloc.user);
         if let (Some(a), Some(u)) = (account, user) {
             if let Some(&pair) = self.index.get(&pair_key(a, u)) {
                 self.add_sums(pair, alloc)?;
                 self.pairs[pair as usize].jobs += 1;
+                self.add_to_account(a, alloc);
                 return Ok(());
             }
         }
@@ -144,8 +182,9 @@ impl Aggregator {
             }
             return Err(e);
         }
-        let account = self.accounts.intern(alloc.account, account_text);
-        let user = self.users.intern(alloc.user, user_text);
+        let account =
+            account.unwrap_or_else(|| self.accounts.insert_new(alloc.account, account_text));
+        let user = user.unwrap_or_else(|| self.users.insert_new(alloc.user, user_text));
         if self.users.text(user) != user_text {
             self.spellings
                 .insert(pair, (user_text.into(), json_string(user_text).into()));
@@ -156,11 +195,35 @@ impl Aggregator {
             jobs: 1,
         });
         self.index.insert(pair_key(account, user), pair);
+        self.add_to_account(account, alloc);
         Ok(())
     }
 
-    /// Sort the pairs and sum the accounts: the records of the period, ready to write.
+    /// Add an allocation already added to one of `account`'s pairs to the account's total. A
+    /// total past 2^128 fails the period in [`Aggregator::finish`], as the line itself was good.
+    fn add_to_account(&mut self, account: NameId, alloc: &Usage<'_>) {
+        let index = account as usize;
+        if index >= self.account_jobs.len() {
+            self.account_jobs.resize(index + 1, 0);
+        }
+        self.account_jobs[index] += 1;
+        let seconds = u128::from(alloc.seconds);
+        for &(id, value) in alloc.tres {
+            if self
+                .account_sums
+                .add(account, id, u128::from(value) * seconds)
+                .is_err()
+            {
+                self.account_overflow = true;
+            }
+        }
+    }
+
+    /// Sort the pairs and group them by account: the records of the period, ready to write.
     pub fn finish(self, table: &TresTable) -> Result<Summary, AggregateError> {
+        if self.account_overflow {
+            return Err(AggregateError::Overflow);
+        }
         let (account_rank, user_rank) = (self.accounts.ranks(), self.users.ranks());
         // (account rank, user rank, pair): distinct pairs never tie.
         let mut keys: Vec<u128> = self
@@ -174,11 +237,27 @@ impl Aggregator {
             })
             .collect();
         keys.sort_unstable();
-        let order: Vec<PairId> = keys.iter().map(|&k| k as PairId).collect();
-        drop(keys);
         let mut by_name: Vec<TresId> = (0..table.len() as TresId).collect();
         by_name.sort_by(|&a, &b| table.name(a).cmp(table.name(b)));
-        let mut summary = Summary {
+        // The account's rank is the top word of the key: a group ends where it changes.
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < keys.len() {
+            let rank = keys[start] >> 64;
+            let end = start + keys[start..].partition_point(|&k| k >> 64 == rank);
+            let account = self.pairs[keys[start] as PairId as usize].account;
+            let row = self.account_sums.row(account);
+            groups.push(Group {
+                account,
+                members: start..end,
+                jobs: self.account_jobs[account as usize],
+                total: by_name.iter().map(|&id| row.get(id)).collect(),
+            });
+            start = end;
+        }
+        let order: Vec<PairId> = keys.iter().map(|&k| k as PairId).collect();
+        drop(keys);
+        Ok(Summary {
             tres_json: by_name
                 .iter()
                 .map(|&id| json_string(table.name(id)))
@@ -188,12 +267,10 @@ impl Aggregator {
                 .map(|&id| table.name(id).to_string())
                 .collect(),
             by_name,
-            groups: Vec::new(),
+            groups,
             order,
             aggregator: self,
-        };
-        summary.sum_accounts()?;
-        Ok(summary)
+        })
     }
 }
 
@@ -221,39 +298,6 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn sum_accounts(&mut self) -> Result<(), AggregateError> {
-        let agg = &self.aggregator;
-        let mut start = 0;
-        while start < self.order.len() {
-            let account = agg.pairs[self.order[start] as usize].account;
-            let end = start
-                + self.order[start..]
-                    .iter()
-                    .take_while(|&&p| agg.pairs[p as usize].account == account)
-                    .count();
-            let mut total = vec![None; self.by_name.len()];
-            let mut jobs = 0;
-            for &pair in &self.order[start..end] {
-                jobs += agg.pairs[pair as usize].jobs;
-                let row = agg.sums.row(pair);
-                for (slot, &id) in total.iter_mut().zip(&self.by_name) {
-                    if let Some(v) = row.get(id) {
-                        let sum = slot.unwrap_or(0u128).checked_add(v);
-                        *slot = Some(sum.ok_or(AggregateError::Overflow)?);
-                    }
-                }
-            }
-            self.groups.push(Group {
-                account,
-                members: start..end,
-                jobs,
-                total,
-            });
-            start = end;
-        }
-        Ok(())
-    }
-
     /// Number of records: one per account and one per (account, user).
     pub fn len(&self) -> usize {
         self.groups.len() + self.order.len()
@@ -279,10 +323,15 @@ impl Summary {
     }
 
     /// The user of `pair`: (text, JSON string).
-    fn user(&self, pair: PairId) -> (&str, &str) {
+    fn user(&self, pair: PairId) -> (&str, &[u8]) {
         let agg = &self.aggregator;
-        match agg.spellings.get(&pair) {
-            Some((text, json)) => (text, json),
+        let respelled = if agg.spellings.is_empty() {
+            None
+        } else {
+            agg.spellings.get(&pair)
+        };
+        match respelled {
+            Some((text, json)) => (text, json.as_bytes()),
             None => {
                 let id = agg.pairs[pair as usize].user;
                 (agg.users.text(id), agg.users.json(id))
@@ -338,11 +387,11 @@ impl Summary {
             line.extend_from_slice(b"{\"kind\":\"tres\",\"period\":");
             line.extend_from_slice(period.as_bytes());
             line.extend_from_slice(b",\"account\":");
-            line.extend_from_slice(agg.accounts.json(group.account).as_bytes());
+            line.extend_from_slice(agg.accounts.json(group.account));
             line.extend_from_slice(b",\"user\":");
             match pair {
                 None => line.extend_from_slice(b"null"),
-                Some(p) => line.extend_from_slice(self.user(p).1.as_bytes()),
+                Some(p) => line.extend_from_slice(self.user(p).1),
             }
             line.extend_from_slice(b",\"jobs\":");
             push_u128(&mut line, u128::from(self.jobs(group, pair)));

@@ -40,6 +40,7 @@ pub mod aggregate;
 pub mod check;
 pub mod command;
 pub mod elapsed;
+mod fold_thread;
 pub mod jobid;
 pub mod line;
 pub mod names;

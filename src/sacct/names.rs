@@ -6,19 +6,21 @@
 //! site with a million (account, user) pairs holds only its few thousand distinct names.
 
 use crate::hash::FxMap;
+use crate::json_line::push_str;
 
 /// The id of an interned name.
 pub type NameId = u32;
 
-/// One interned name.
-#[derive(Debug)]
-struct Entry {
+/// Where one interned name's strings end in the arenas (each starts where the previous
+/// name's ends).
+#[derive(Debug, Clone, Copy)]
+struct Ends {
     /// The ASCII lower-case form: the grouping and sorting key.
-    key: Box<[u8]>,
+    key: usize,
     /// The spelling of the first line.
-    text: Box<str>,
-    /// `text` as a JSON string, quotes included.
-    json: Box<str>,
+    text: usize,
+    /// The text as a JSON string, quotes included.
+    json: usize,
 }
 
 /// Names grouped by their lower-case form, in order of first appearance.
@@ -30,7 +32,7 @@ struct Entry {
 /// let a = names.intern(b"HPC_A", "HPC_A");
 /// assert_eq!(names.intern(b"hpc_a", "hpc_a"), a);
 /// assert_eq!(names.text(a), "HPC_A");
-/// assert_eq!(names.json(a), "\"HPC_A\"");
+/// assert_eq!(names.json(a), b"\"HPC_A\"");
 /// ```
 #[derive(Debug, Default)]
 pub struct NameTable {
@@ -39,7 +41,12 @@ pub struct NameTable {
     short: FxMap<[u64; 3], NameId>,
     /// Longer lower-case names.
     long: FxMap<Box<[u8]>, NameId>,
-    entries: Vec<Entry>,
+    /// Per id, in order of first appearance. The strings themselves live in three arenas, so
+    /// a site with hundreds of thousands of users pays no allocation per name.
+    ends: Vec<Ends>,
+    keys: Vec<u8>,
+    texts: String,
+    jsons: Vec<u8>,
     lower: Vec<u8>,
 }
 
@@ -104,52 +111,72 @@ impl NameTable {
     /// The id of `name`, interning it with the spelling `text` (the same bytes, checked as
     /// UTF-8 by the caller) when it is new.
     pub fn intern(&mut self, name: &[u8], text: &str) -> NameId {
-        if let Some(id) = self.find(name) {
-            return id;
+        match self.find(name) {
+            Some(id) => id,
+            None => self.insert_new(name, text),
         }
-        let id = NameId::try_from(self.entries.len()).expect("fewer than 2^32 names");
-        let key: Box<[u8]> = lowered(name, &mut self.lower).into();
+    }
+
+    /// Intern `name`, which [`NameTable::find`] just did not find, with the spelling `text`.
+    pub fn insert_new(&mut self, name: &[u8], text: &str) -> NameId {
+        let id = NameId::try_from(self.ends.len()).expect("fewer than 2^32 names");
+        let key = lowered(name, &mut self.lower);
         match pack(name) {
             Some(packed) => self.short.insert(packed, id),
-            None => self.long.insert(key.clone(), id),
+            None => self.long.insert(key.into(), id),
         };
-        self.entries.push(Entry {
-            key,
-            text: text.into(),
-            json: json_string(text).into(),
+        self.keys.extend_from_slice(key);
+        self.texts.push_str(text);
+        push_str(&mut self.jsons, text);
+        self.ends.push(Ends {
+            key: self.keys.len(),
+            text: self.texts.len(),
+            json: self.jsons.len(),
         });
         id
     }
 
+    /// Where name `id`'s strings start: where the previous name's end.
+    fn starts(&self, id: NameId) -> Ends {
+        match id.checked_sub(1) {
+            Some(previous) => self.ends[previous as usize],
+            None => Ends {
+                key: 0,
+                text: 0,
+                json: 0,
+            },
+        }
+    }
+
+    fn key(&self, id: NameId) -> &[u8] {
+        &self.keys[self.starts(id).key..self.ends[id as usize].key]
+    }
+
     /// Number of names.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.ends.len()
     }
 
     /// True when no name was interned.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.ends.is_empty()
     }
 
     /// The spelling of the first line with this name.
     pub fn text(&self, id: NameId) -> &str {
-        &self.entries[id as usize].text
+        &self.texts[self.starts(id).text..self.ends[id as usize].text]
     }
 
-    /// [`NameTable::text`] as a JSON string.
-    pub fn json(&self, id: NameId) -> &str {
-        &self.entries[id as usize].json
+    /// [`NameTable::text`] as a JSON string, quotes included.
+    pub fn json(&self, id: NameId) -> &[u8] {
+        &self.jsons[self.starts(id).json..self.ends[id as usize].json]
     }
 
     /// The rank of every id when the names are sorted by their lower-case form (byte order):
     /// `ranks()[id]` is the position of `id`.
     pub fn ranks(&self) -> Vec<u32> {
-        let mut order: Vec<NameId> = (0..self.entries.len() as NameId).collect();
-        order.sort_unstable_by(|&a, &b| {
-            self.entries[a as usize]
-                .key
-                .cmp(&self.entries[b as usize].key)
-        });
+        let mut order: Vec<NameId> = (0..self.ends.len() as NameId).collect();
+        order.sort_unstable_by(|&a, &b| self.key(a).cmp(self.key(b)));
         let mut ranks = vec![0; order.len()];
         for (rank, &id) in order.iter().enumerate() {
             ranks[id as usize] = rank as u32;
@@ -225,6 +252,6 @@ mod tests {
     fn the_json_form_is_serde_jsons() {
         let mut names = NameTable::default();
         let id = names.intern("é\"\\\u{1}".as_bytes(), "é\"\\\u{1}");
-        assert_eq!(names.json(id), "\"é\\\"\\\\\\u0001\"");
+        assert_eq!(names.json(id), "\"é\\\"\\\\\\u0001\"".as_bytes());
     }
 }

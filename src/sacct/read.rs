@@ -10,11 +10,12 @@ use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 
 use crate::records::{JobRecord, MonthEndRecord, MonthRecord, Record, RecordWriter, TresRecord};
 
-use super::aggregate::{AggregateError, Aggregator, Summary, job_usage};
+use super::aggregate::{AggregateError, Aggregator, Summary, Usage, job_usage};
 use super::line::{
-    AccountFilter, Layout, LayoutError, LineParser, Parsed, header_names, is_header,
+    AccountFilter, Allocation, Layout, LayoutError, LineParser, Parsed, header_names, is_header,
     unsupported_format,
 };
+use super::tres::TresTable;
 use crate::config::Compat;
 
 /// How to read a stream.
@@ -217,7 +218,7 @@ impl MonthData {
 /// How many skipped lines are named on stderr one by one before only counting.
 const WARN_LINES: u64 = 20;
 
-fn shorten(line: &[u8]) -> String {
+pub(super) fn shorten(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(line);
     match text.char_indices().nth(300) {
         Some((i, _)) => format!("{}...", &text[..i]),
@@ -286,22 +287,37 @@ impl<R: BufRead> LineSource<R> {
     }
 }
 
-/// Read a whole sacct output stream as the data of `period`.
-pub fn read_period<R: BufRead>(
-    mut input: R,
-    period: &str,
+/// Where the scanning loop hands each line that is not a header, a step or another account's:
+/// straight to a [`Folder`], or to the batches of the folding thread (see
+/// [`super::fold_thread`]).
+pub(super) trait Sink {
+    /// A billable allocation, line `number`.
+    fn allocation(
+        &mut self,
+        number: u64,
+        line: &[u8],
+        alloc: &Allocation<'_>,
+    ) -> Result<(), ReadError>;
+
+    /// A malformed line: skipped with `--skip-bad-lines`, else the period's error.
+    fn bad(&mut self, number: u64, reason: String, line: &[u8]) -> Result<(), ReadError>;
+}
+
+/// What [`scan`] counted.
+pub(super) struct Scanned {
+    /// Lines read, header excluded.
+    pub lines: u64,
+}
+
+/// The sacct output's lines, classified: header detection, stream-level faults, the parse.
+pub(super) fn scan<R: BufRead>(
+    input: R,
+    parser: &mut LineParser,
     opts: &ReadOptions,
-) -> Result<MonthData, ReadError> {
-    let mut parser = LineParser::new(opts.layout.clone(), opts.filter.clone());
-    parser.set_window(opts.window_seconds);
-    let mut aggregate = Aggregator::new();
-    let mut jobs = if opts.jobs {
-        Some(JobSpool::new()?)
-    } else {
-        None
-    };
-    let mut source = LineSource::new(&mut input);
-    let (mut number, mut lines, mut allocations, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    sink: &mut impl Sink,
+) -> Result<Scanned, ReadError> {
+    let mut source = LineSource::new(input);
+    let (mut number, mut lines) = (0u64, 0u64);
     let mut first = true;
     while let Some(mut line) = source.next_line()? {
         number += 1;
@@ -325,16 +341,8 @@ pub fn read_period<R: BufRead>(
         };
         if let Some(reason) = fault {
             lines += 1;
-            if opts.skip_bad_lines {
-                skipped += 1;
-                warn_skipped(period, number, skipped, reason, line);
-                continue;
-            }
-            return Err(ReadError::BadLine {
-                line: number,
-                reason: reason.to_string(),
-                content: shorten(line),
-            });
+            sink.bad(number, reason.to_string(), line)?;
+            continue;
         }
         if first {
             first = false;
@@ -349,61 +357,143 @@ pub fn read_period<R: BufRead>(
             }
         }
         lines += 1;
-        let outcome = match parser.parse(line) {
-            Ok(Parsed::Allocation(a)) => aggregate
-                .add(&a)
-                .map_err(|e: AggregateError| e.to_string())
-                .and_then(|()| match jobs.as_mut() {
-                    None => Ok(()),
-                    Some(spool) => {
-                        // Names were checked as UTF-8 by the aggregator just now.
-                        let record = Record::Job(JobRecord {
-                            period: period.to_string(),
-                            job_id: String::from_utf8_lossy(a.job_id).into_owned(),
-                            account: String::from_utf8_lossy(a.account).into_owned(),
-                            user: String::from_utf8_lossy(a.user).into_owned(),
-                            state: String::from_utf8_lossy(a.state).into_owned(),
-                            elapsed_seconds: a.seconds,
-                            tres_seconds: job_usage(&a),
-                        });
-                        spool.push(&record).map_err(|e| e.to_string())
-                    }
-                })
-                .map(|()| true),
-            Ok(Parsed::Step | Parsed::OtherAccount) => Ok(false),
-            Err(e) => Err(e.to_string()),
-        };
-        match outcome {
-            Ok(true) => allocations += 1,
-            Ok(false) => {}
-            Err(reason) if opts.skip_bad_lines => {
-                skipped += 1;
-                warn_skipped(period, number, skipped, &reason, line);
-            }
-            Err(reason) => {
-                return Err(ReadError::BadLine {
-                    line: number,
-                    reason,
-                    content: shorten(line),
-                });
-            }
+        match parser.parse(line) {
+            Ok(Parsed::Allocation(a)) => sink.allocation(number, line, &a)?,
+            Ok(Parsed::Step | Parsed::OtherAccount) => {}
+            Err(e) => sink.bad(number, e.to_string(), line)?,
         }
     }
-    if skipped > 0 {
-        crate::warn!("period {period}: skipped {skipped} malformed sacct output lines");
+    Ok(Scanned { lines })
+}
+
+/// The period's sums, and its job records with `--jobs`: the line-by-line fold of one period,
+/// in line order, with the bad-line policy.
+#[derive(Debug)]
+pub(super) struct Folder {
+    period: String,
+    skip_bad_lines: bool,
+    aggregate: Aggregator,
+    jobs: Option<JobSpool>,
+    allocations: u64,
+    skipped: u64,
+}
+
+impl Folder {
+    pub(super) fn new(period: &str, opts: &ReadOptions) -> Result<Folder, ReadError> {
+        Ok(Folder {
+            period: period.to_string(),
+            skip_bad_lines: opts.skip_bad_lines,
+            aggregate: Aggregator::new(),
+            jobs: if opts.jobs {
+                Some(JobSpool::new()?)
+            } else {
+                None
+            },
+            allocations: 0,
+            skipped: 0,
+        })
     }
-    if let Some(spool) = jobs.as_mut() {
-        spool.file.flush()?;
+
+    /// Add line `number`'s allocation to the sums; a rejected one is a bad line.
+    pub(super) fn fold(
+        &mut self,
+        number: u64,
+        line: &[u8],
+        usage: &Usage<'_>,
+    ) -> Result<(), ReadError> {
+        match self.aggregate.add_usage(usage) {
+            Ok(()) => {
+                self.allocations += 1;
+                Ok(())
+            }
+            Err(e) => self.bad(number, e.to_string(), line),
+        }
     }
-    let summary = aggregate
-        .finish(parser.table())
-        .map_err(ReadError::Aggregate)?;
-    Ok(MonthData {
-        period: period.to_string(),
-        summary,
-        jobs,
-        lines,
-        allocations,
-        skipped_lines: skipped,
-    })
+
+    /// The sorted records of the period, and its counts.
+    pub(super) fn finish(
+        mut self,
+        scanned: Scanned,
+        table: &TresTable,
+    ) -> Result<MonthData, ReadError> {
+        let (period, skipped) = (&self.period, self.skipped);
+        if skipped > 0 {
+            crate::warn!("period {period}: skipped {skipped} malformed sacct output lines");
+        }
+        if let Some(spool) = self.jobs.as_mut() {
+            spool.file.flush()?;
+        }
+        let summary = self.aggregate.finish(table).map_err(ReadError::Aggregate)?;
+        Ok(MonthData {
+            period: self.period,
+            summary,
+            jobs: self.jobs,
+            lines: scanned.lines,
+            allocations: self.allocations,
+            skipped_lines: skipped,
+        })
+    }
+}
+
+impl Sink for Folder {
+    fn allocation(
+        &mut self,
+        number: u64,
+        line: &[u8],
+        a: &Allocation<'_>,
+    ) -> Result<(), ReadError> {
+        let before = self.allocations;
+        self.fold(number, line, &Usage::of(a))?;
+        let Some(spool) = self.jobs.as_mut().filter(|_| self.allocations > before) else {
+            return Ok(());
+        };
+        // Names were checked as UTF-8 by the aggregator just now.
+        let record = Record::Job(JobRecord {
+            period: self.period.clone(),
+            job_id: String::from_utf8_lossy(a.job_id).into_owned(),
+            account: String::from_utf8_lossy(a.account).into_owned(),
+            user: String::from_utf8_lossy(a.user).into_owned(),
+            state: String::from_utf8_lossy(a.state).into_owned(),
+            elapsed_seconds: a.seconds,
+            tres_seconds: job_usage(a),
+        });
+        if let Err(e) = spool.push(&record) {
+            // The allocation is in the sums already: as before, a spool failure is a bad line.
+            self.allocations -= 1;
+            return self.bad(number, e.to_string(), line);
+        }
+        Ok(())
+    }
+
+    fn bad(&mut self, number: u64, reason: String, line: &[u8]) -> Result<(), ReadError> {
+        if !self.skip_bad_lines {
+            return Err(ReadError::BadLine {
+                line: number,
+                reason,
+                content: shorten(line),
+            });
+        }
+        self.skipped += 1;
+        warn_skipped(&self.period, number, self.skipped, &reason, line);
+        Ok(())
+    }
+}
+
+/// Read a whole sacct output stream as the data of `period`.
+///
+/// Without `--jobs`, the lines are parsed on this thread and folded on another (see
+/// [`super::fold_thread`]); the outcome is the same as one loop's, bad lines included.
+pub fn read_period<R: BufRead>(
+    input: R,
+    period: &str,
+    opts: &ReadOptions,
+) -> Result<MonthData, ReadError> {
+    let mut parser = LineParser::new(opts.layout.clone(), opts.filter.clone());
+    parser.set_window(opts.window_seconds);
+    let mut folder = Folder::new(period, opts)?;
+    if !opts.jobs {
+        return super::fold_thread::read(input, parser, folder, opts);
+    }
+    let scanned = scan(input, &mut parser, opts, &mut folder)?;
+    folder.finish(scanned, parser.table())
 }
