@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
 use super::aggregate::Usage;
 use super::line::{Allocation, LineParser};
-use super::read::{Folder, MonthData, ReadError, ReadOptions, Scanned, Sink, scan, shorten};
+use super::read::{Fed, Folder, MonthData, ReadError, ReadOptions, Scanned, Sink, scan};
 use super::tres::TresId;
 
 /// Lines per batch: large enough that handing one over costs nothing per line, small enough to
@@ -99,12 +99,7 @@ impl Batcher {
 }
 
 impl Sink for Batcher {
-    fn allocation(
-        &mut self,
-        number: u64,
-        line: &[u8],
-        a: &Allocation<'_>,
-    ) -> Result<(), ReadError> {
+    fn allocation(&mut self, number: u64, line: &[u8], a: &Allocation<'_>) -> Fed {
         let b = &mut self.batch;
         let item = Item::Allocation {
             number,
@@ -122,14 +117,10 @@ impl Sink for Batcher {
         self.pushed()
     }
 
-    fn bad(&mut self, number: u64, reason: String, line: &[u8]) -> Result<(), ReadError> {
+    fn bad(&mut self, number: u64, reason: String, line: &[u8]) -> Fed {
         if !self.skip_bad_lines {
             // The period's error, unless a line before it already failed in the folder.
-            return Err(ReadError::BadLine {
-                line: number,
-                reason,
-                content: shorten(line),
-            });
+            return Err(ReadError::bad_line(number, reason, line));
         }
         let line = self.batch.keep(line);
         self.batch.items.push(Item::Bad {

@@ -80,6 +80,17 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
+impl ReadError {
+    /// Line `number` is malformed for `reason`; the line is shown shortened.
+    pub(super) fn bad_line(number: u64, reason: String, line: &[u8]) -> ReadError {
+        ReadError::BadLine {
+            line: number,
+            reason,
+            content: shorten(line),
+        }
+    }
+}
+
 impl From<io::Error> for ReadError {
     fn from(e: io::Error) -> Self {
         ReadError::Io(e)
@@ -218,7 +229,7 @@ impl MonthData {
 /// How many skipped lines are named on stderr one by one before only counting.
 const WARN_LINES: u64 = 20;
 
-pub(super) fn shorten(line: &[u8]) -> String {
+fn shorten(line: &[u8]) -> String {
     let text = String::from_utf8_lossy(line);
     match text.char_indices().nth(300) {
         Some((i, _)) => format!("{}...", &text[..i]),
@@ -292,16 +303,14 @@ impl<R: BufRead> LineSource<R> {
 /// [`super::fold_thread`]).
 pub(super) trait Sink {
     /// A billable allocation, line `number`.
-    fn allocation(
-        &mut self,
-        number: u64,
-        line: &[u8],
-        alloc: &Allocation<'_>,
-    ) -> Result<(), ReadError>;
+    fn allocation(&mut self, number: u64, line: &[u8], alloc: &Allocation<'_>) -> Fed;
 
     /// A malformed line: skipped with `--skip-bad-lines`, else the period's error.
-    fn bad(&mut self, number: u64, reason: String, line: &[u8]) -> Result<(), ReadError>;
+    fn bad(&mut self, number: u64, reason: String, line: &[u8]) -> Fed;
 }
+
+/// What a [`Sink`] answers: go on, or the period's error.
+pub(super) type Fed = Result<(), ReadError>;
 
 /// What [`scan`] counted.
 pub(super) struct Scanned {
@@ -436,12 +445,7 @@ impl Folder {
 }
 
 impl Sink for Folder {
-    fn allocation(
-        &mut self,
-        number: u64,
-        line: &[u8],
-        a: &Allocation<'_>,
-    ) -> Result<(), ReadError> {
+    fn allocation(&mut self, number: u64, line: &[u8], a: &Allocation<'_>) -> Fed {
         let before = self.allocations;
         self.fold(number, line, &Usage::of(a))?;
         let Some(spool) = self.jobs.as_mut().filter(|_| self.allocations > before) else {
@@ -465,13 +469,9 @@ impl Sink for Folder {
         Ok(())
     }
 
-    fn bad(&mut self, number: u64, reason: String, line: &[u8]) -> Result<(), ReadError> {
+    fn bad(&mut self, number: u64, reason: String, line: &[u8]) -> Fed {
         if !self.skip_bad_lines {
-            return Err(ReadError::BadLine {
-                line: number,
-                reason,
-                content: shorten(line),
-            });
+            return Err(ReadError::bad_line(number, reason, line));
         }
         self.skipped += 1;
         warn_skipped(&self.period, number, self.skipped, &reason, line);

@@ -2,8 +2,9 @@
 //! type and its parser.
 //!
 //! argh has no `flatten`, so [`tool_args!`](crate::tool::flags::tool_args) writes a tool's
-//! whole argh struct: the tool lists its own fields as usual (private, and a type without a top-level comma) and names a shared flag with
-//! `shared NAME,` where it belongs in `--help`. The shared flags are `config`, `offering`,
+//! whole argh struct: the tool lists its own fields as usual (private, each with a type that
+//! has no top-level comma) and names a shared flag with `shared NAME,` where it belongs in
+//! `--help`. The shared flags are `config`, `offering`,
 //! `period`, `start`, `end`, `now`, `tz`, `input`, `log_level` and `version`; each is a `pub`
 //! field of the same name and type in every tool that names it.
 //!

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::flags::tool_args;
 use crate::cli::{self, ExitWith, Failure, exit};
 use crate::config::{self, Config};
 use crate::metrics::{RecordCounts, RunMetrics};
@@ -19,174 +20,162 @@ use crate::waldur::error::ApiError;
 use crate::waldur::http::{Client, ClientOptions, RetryPolicy};
 use crate::waldur::url::ApiBase;
 use crate::{debug, error, info, warn};
-use argh::FromArgs;
 
-/// The command line of `waldur-push`. The `argh` attributes and the doc comments of the
-/// fields are its `--help` text, word for word.
-#[derive(FromArgs)]
-#[argh(
-    description = "Submit usage records to Waldur: only what changed, never a partial month.\n\n\
-    Reads usage records (from usage-convert) on stdin. A period is acted on only after its\n\
-    period_end arrived with the announced number of records; a stream cut short submits\n\
-    nothing of the cut period and exits non-zero. Per period it reads what Waldur holds for\n\
-    the whole offering and POSTs only resources whose values differ (set_usage), then per\n\
-    component the per-user values that differ (set_user_usages, or set_user_usage per user\n\
-    on an older Waldur). A value lower than Waldur's is held back unless --allow-decrease.\n\
-    Past (closed) months need --staff and a staff token. Writes one result record per\n\
-    decision on stdout and a summary line per period on stderr.",
-    example = "\
-    month-split -c cfg.yaml --current --previous 1 | slurm-usage -c cfg.yaml \\\n      | usage-convert -c cfg.yaml | {command_name} -c cfg.yaml\n\
-    ... | {command_name} -c cfg.yaml --staff --token-file /run/keys/staff-token\n\
-    ... | {command_name} -c cfg.yaml --dry-run | jq -c 'select(.status==\"dry_run\") | .request'\n\
-    {command_name} -c cfg.yaml --offline < usage.jsonl\n\
-    {command_name} -c cfg.yaml --check",
-    note = "The token comes from, in order: --token (warns: ps shows it), --token-file,\n\
-    $CREDENTIALS_DIRECTORY/waldur-api-token, /etc/waldur/waldur-api-token, $WALDUR_API_TOKEN,\n\
-    waldur_api_token in the config, or OIDC client credentials in the config. It is never\n\
-    printed.\n\
-    Plain http is refused except for loopback hosts or with --allow-insecure-http.",
-    error_code(
-        3,
-        "something was held back or skipped (a decrease, a closed month, an unknown account, an \
-         Erred resource): everything else was sent"
-    ),
-    error_code(64, "bad command line"),
-    error_code(
-        65,
-        "bad or incomplete input: nothing of the affected periods was sent"
-    ),
-    error_code(
-        69,
-        "--check found the clock off, or a staff backfill this server cannot file"
-    ),
-    error_code(
-        75,
-        "a request failed temporarily (5xx, 429, timeouts, refused connections): the next \
-         cycle sends it"
-    ),
-    error_code(76, "Waldur refused a request (4xx)"),
-    error_code(
-        77,
-        "token refused or missing, missing rights (--check --write: cannot write), or not staff \
-         with --staff"
-    ),
-    error_code(78, "configuration error")
-)]
-pub struct Args {
-    /// the waldur-site-agent config (default /etc/waldur/waldur-site-agent-config.yaml)
-    #[argh(option, short = 'c')]
-    config: Option<PathBuf>,
+tool_args! {
+    /// The command line of `waldur-push`. The `argh` attributes and the doc comments of the
+    /// fields are its `--help` text, word for word.
+    #[argh(
+        description = "Submit usage records to Waldur: only what changed, never a partial month.\n\n\
+        Reads usage records (from usage-convert) on stdin. A period is acted on only after its\n\
+        period_end arrived with the announced number of records; a stream cut short submits\n\
+        nothing of the cut period and exits non-zero. Per period it reads what Waldur holds for\n\
+        the whole offering and POSTs only resources whose values differ (set_usage), then per\n\
+        component the per-user values that differ (set_user_usages, or set_user_usage per user\n\
+        on an older Waldur). A value lower than Waldur's is held back unless --allow-decrease.\n\
+        Past (closed) months need --staff and a staff token. Writes one result record per\n\
+        decision on stdout and a summary line per period on stderr.",
+        example = "\
+        month-split -c cfg.yaml --current --previous 1 | slurm-usage -c cfg.yaml \\\n      | usage-convert -c cfg.yaml | {command_name} -c cfg.yaml\n\
+        ... | {command_name} -c cfg.yaml --staff --token-file /run/keys/staff-token\n\
+        ... | {command_name} -c cfg.yaml --dry-run | jq -c 'select(.status==\"dry_run\") | .request'\n\
+        {command_name} -c cfg.yaml --offline < usage.jsonl\n\
+        {command_name} -c cfg.yaml --check",
+        note = "The token comes from, in order: --token (warns: ps shows it), --token-file,\n\
+        $CREDENTIALS_DIRECTORY/waldur-api-token, /etc/waldur/waldur-api-token, $WALDUR_API_TOKEN,\n\
+        waldur_api_token in the config, or OIDC client credentials in the config. It is never\n\
+        printed.\n\
+        Plain http is refused except for loopback hosts or with --allow-insecure-http.",
+        error_code(
+            3,
+            "something was held back or skipped (a decrease, a closed month, an unknown account, an \
+             Erred resource): everything else was sent"
+        ),
+        error_code(64, "bad command line"),
+        error_code(
+            65,
+            "bad or incomplete input: nothing of the affected periods was sent"
+        ),
+        error_code(
+            69,
+            "--check found the clock off, or a staff backfill this server cannot file"
+        ),
+        error_code(
+            75,
+            "a request failed temporarily (5xx, 429, timeouts, refused connections): the next \
+             cycle sends it"
+        ),
+        error_code(76, "Waldur refused a request (4xx)"),
+        error_code(
+            77,
+            "token refused or missing, missing rights (--check --write: cannot write), or not staff \
+             with --staff"
+        ),
+        error_code(78, "configuration error")
+    )]
+    pub struct Args {
+        shared config,
 
-    /// the offering to report (name or UUID) when the config has several
-    #[argh(option)]
-    offering: Option<String>,
+        shared offering,
 
-    /// read the API token from this file
-    #[argh(option)]
-    token_file: Option<PathBuf>,
+        /// read the API token from this file
+        #[argh(option)]
+        token_file: Option<PathBuf>,
 
-    /// the API token itself (visible to other users in ps: prefer --token-file)
-    #[argh(option)]
-    token: Option<String>,
+        /// the API token itself (visible to other users in ps: prefer --token-file)
+        #[argh(option)]
+        token: Option<String>,
 
-    /// the token is a staff token: allow past (closed) months, checked against users/me
-    #[argh(switch)]
-    staff: bool,
+        /// the token is a staff token: allow past (closed) months, checked against users/me
+        #[argh(switch)]
+        staff: bool,
 
-    /// send values lower than what Waldur holds (held back and reported by default)
-    #[argh(switch)]
-    allow_decrease: bool,
+        /// send values lower than what Waldur holds (held back and reported by default)
+        #[argh(switch)]
+        allow_decrease: bool,
 
-    /// read from Waldur but send nothing; print the POSTs as result records with status dry_run
-    #[argh(switch)]
-    dry_run: bool,
+        /// read from Waldur but send nothing; print the POSTs as result records with status dry_run
+        #[argh(switch)]
+        dry_run: bool,
 
-    /// no network at all: print the payloads per account
-    #[argh(switch)]
-    offline: bool,
+        /// no network at all: print the payloads per account
+        #[argh(switch)]
+        offline: bool,
 
-    /// check token, offering, components, resources, offering users and clock skew, then exit
-    #[argh(switch)]
-    check: bool,
+        /// check token, offering, components, resources, offering users and clock skew, then exit
+        #[argh(switch)]
+        check: bool,
 
-    /// read-only: compare what Waldur holds for each period of the input with the usage
-    /// records, per resource, component and user, and print a table (statuses ok, missing,
-    /// differs, extra, unlinked); exits 0 only when everything agrees
-    #[argh(switch)]
-    audit: bool,
+        /// read-only: compare what Waldur holds for each period of the input with the usage
+        /// records, per resource, component and user, and print a table (statuses ok, missing,
+        /// differs, extra, unlinked); exits 0 only when everything agrees
+        #[argh(switch)]
+        audit: bool,
 
-    /// write run metrics for Prometheus (node_exporter's textfile collector) to this file,
-    /// atomically, after a push or an audit: last run and success, records by status,
-    /// requests by code, duration, audit differences
-    #[argh(option)]
-    metrics_file: Option<PathBuf>,
+        /// write run metrics for Prometheus (node_exporter's textfile collector) to this file,
+        /// atomically, after a push or an audit: last run and success, records by status,
+        /// requests by code, duration, audit differences
+        #[argh(option)]
+        metrics_file: Option<PathBuf>,
 
-    /// with --audit: print JSON lines (kind "audit") instead of the table
-    #[argh(switch)]
-    json: bool,
+        /// with --audit: print JSON lines (kind "audit") instead of the table
+        #[argh(switch)]
+        json: bool,
 
-    /// print the config's offerings as JSON lines (name, uuid, cluster_name), then exit; no
-    /// network (the wrappers use it to run every offering)
-    #[argh(switch)]
-    list_offerings: bool,
+        /// print the config's offerings as JSON lines (name, uuid, cluster_name), then exit; no
+        /// network (the wrappers use it to run every offering)
+        #[argh(switch)]
+        list_offerings: bool,
 
-    /// with --check: test write access by re-sending one stored usage value of this month
-    /// unchanged (set_usage); without it write access is reported as unknown
-    #[argh(switch)]
-    write: bool,
+        /// with --check: test write access by re-sending one stored usage value of this month
+        /// unchanged (set_usage); without it write access is reported as unknown
+        #[argh(switch)]
+        write: bool,
 
-    /// POST requests in flight at once (default 4)
-    #[argh(option, default = "4")]
-    concurrency: usize,
+        /// POST requests in flight at once (default 4)
+        #[argh(option, default = "4")]
+        concurrency: usize,
 
-    /// timeout of one HTTP attempt in seconds (default 60)
-    #[argh(option, default = "Seconds(60.0)")]
-    timeout: Seconds,
+        /// timeout of one HTTP attempt in seconds (default 60)
+        #[argh(option, default = "Seconds(60.0)")]
+        timeout: Seconds,
 
-    /// retries of a failed request: 5xx, 429, connection errors, timeouts (default 6)
-    #[argh(option, default = "6")]
-    retries: u32,
+        /// retries of a failed request: 5xx, 429, connection errors, timeouts (default 6)
+        #[argh(option, default = "6")]
+        retries: u32,
 
-    /// longest wait between retries in seconds (default 30)
-    #[argh(option, default = "Seconds(30.0)")]
-    retry_max_delay: Seconds,
+        /// longest wait between retries in seconds (default 30)
+        #[argh(option, default = "Seconds(30.0)")]
+        retry_max_delay: Seconds,
 
-    /// how long the run may talk to Waldur, in seconds from its first request (default 900):
-    /// then nothing more is sent, and the summary names what was not (exit 75)
-    #[argh(option, default = "Seconds(900.0)")]
-    max_run_time: Seconds,
+        /// how long the run may talk to Waldur, in seconds from its first request (default 900):
+        /// then nothing more is sent, and the summary names what was not (exit 75)
+        #[argh(option, default = "Seconds(900.0)")]
+        max_run_time: Seconds,
 
-    /// most pages one Waldur listing may have before the run stops with exit 76, for a
-    /// server whose pagination never ends (default 2000, 600,000 rows)
-    #[argh(option, default = "2000")]
-    max_pages: u64,
+        /// most pages one Waldur listing may have before the run stops with exit 76, for a
+        /// server whose pagination never ends (default 2000, 600,000 rows)
+        #[argh(option, default = "2000")]
+        max_pages: u64,
 
-    /// allow plain http to a host that is not a loopback address
-    #[argh(switch)]
-    allow_insecure_http: bool,
+        /// allow plain http to a host that is not a loopback address
+        #[argh(switch)]
+        allow_insecure_http: bool,
 
-    /// do not register the agent identity in Waldur
-    #[argh(switch)]
-    no_register: bool,
+        /// do not register the agent identity in Waldur
+        #[argh(switch)]
+        no_register: bool,
 
-    /// the current time, RFC 3339 (for tests and reruns; default: the clock, read again for
-    /// every period)
-    #[argh(option)]
-    now: Option<String>,
+        shared now,
 
-    /// the Waldur server's time zone (its TIME_ZONE setting), in which it decides which month
-    /// usage is filed under (default: waldur_timezone in the config, else UTC)
-    #[argh(option)]
-    waldur_timezone: Option<String>,
+        /// the Waldur server's time zone (its TIME_ZONE setting), in which it decides which month
+        /// usage is filed under (default: waldur_timezone in the config, else UTC)
+        #[argh(option)]
+        waldur_timezone: Option<String>,
 
-    /// log level: error, warning, info or debug (default info)
-    #[argh(option)]
-    log_level: Option<String>,
+        shared log_level,
 
-    /// print the version and exit
-    #[argh(switch)]
-    #[allow(dead_code)] // handled by cli::main before parsing
-    version: bool,
+        shared version,
+    }
 }
 
 /// A positive number of seconds, fractions allowed.
