@@ -15,10 +15,10 @@ use jiff::Timestamp;
 use super::input::MonthUsage;
 use super::plan::{Existing, Plan, TotalPost, UserPost};
 use super::stream::Tally;
+use crate::decimal::Amount;
 use crate::json_line::{push_hundredths, push_str};
 use crate::period::{BillingZones, Standing};
 use crate::records::ResultRecord;
-use crate::waldur::amount::Amount;
 use crate::waldur::api::path;
 
 /// Where a period's result records go, as they are decided; counts them for the summary.

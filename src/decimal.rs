@@ -1,8 +1,11 @@
-//! Exact usage amounts with two decimal places, the precision Waldur stores
-//! (`DecimalField(decimal_places=2)`).
+//! Exact decimal numbers: the two-place [`Amount`] that usage is billed in and Waldur stores
+//! (`DecimalField(decimal_places=2)`); no floats anywhere.
 //!
 //! Amounts are compared exactly, never as floats: `"100.0000"` equals `"100.00"` equals `100`,
 //! while `"100.001"` is not an amount Waldur can hold and is rejected rather than rounded.
+//!
+//! This room owns the numbers and their text. It must not know where they come from or go:
+//! config files, records, the conversion arithmetic, the Waldur API.
 
 use std::fmt;
 
@@ -80,7 +83,7 @@ impl Amount {
     /// usage-convert, and its meaning is not to be guessed.
     ///
     /// ```
-    /// use waldur_usage::waldur::amount::Amount;
+    /// use waldur_usage::decimal::Amount;
     /// assert_eq!(Amount::parse_plain("1.50").unwrap().hundredths(), 150);
     /// assert!(Amount::parse_plain("1e5").is_err());
     /// assert!(Amount::parse_plain(" 1.00").is_err());
