@@ -8,6 +8,9 @@
 //! config files, records, the conversion arithmetic, the Waldur API.
 
 use std::fmt;
+use std::io::Write;
+
+use crate::json_line::push_hundredths;
 
 /// An amount in hundredths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -106,6 +109,16 @@ impl Amount {
             "{text:?} is not a plain amount: write digits with at most 2 decimal places, \
              without sign, exponent or spaces (e.g. 1.50)"
         ))
+    }
+
+    /// Append the text [`Display`](fmt::Display) writes (`1234.50`) to `out`: digit by digit
+    /// for an amount that is not negative (all that usage-convert and waldur-push write), so
+    /// the hot output paths skip the formatting machinery.
+    pub fn push_text(self, out: &mut Vec<u8>) {
+        match u128::try_from(self.0) {
+            Ok(hundredths) => push_hundredths(out, hundredths),
+            Err(_) => write!(out, "{self}").expect("writing to a Vec"),
+        }
     }
 
     /// Read a JSON string or number.

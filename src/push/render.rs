@@ -16,7 +16,7 @@ use super::input::MonthUsage;
 use super::plan::{Existing, Plan, TotalPost, UserPost};
 use super::stream::Tally;
 use crate::decimal::Amount;
-use crate::json_line::{push_hundredths, push_str};
+use crate::json_line::push_str;
 use crate::period::{BillingZones, Standing};
 use crate::records::ResultRecord;
 use crate::waldur::api::path;
@@ -83,12 +83,7 @@ impl<'a> ResultWriter<'a> {
 /// [`Amount`] displays it).
 fn amount(buf: &mut Vec<u8>, a: Amount) {
     buf.push(b'"');
-    match u128::try_from(a.hundredths()) {
-        Ok(h) => push_hundredths(buf, h),
-        Err(_) => {
-            let _ = write!(buf, "{a}");
-        }
-    }
+    a.push_text(buf);
     buf.push(b'"');
 }
 
