@@ -10,7 +10,10 @@
 //! - [`cli`]: shared command-line plumbing: exit codes, logging, `--version`;
 //! - [`period`]: monthly billing periods in an IANA time zone;
 //! - [`sacct`]: running sacct, parsing its output with nom, aggregating TRES x seconds;
-//! - [`convert`]: unit factors, component mapping, exact decimals;
+//! - [`decimal`]: exact decimal numbers: the two-place [`decimal::Amount`] that usage is billed
+//!   in and Waldur stores, and the any-scale decimals of the config; one parser for their text;
+//!   no floats anywhere;
+//! - [`convert`]: unit factors, component mapping, exact fractions and their rounding;
 //! - [`waldur`]: the Waldur REST client (transport, auth, typed endpoints), nothing more;
 //! - [`push`]: the application behind `waldur-push`: input, plan, POSTs, read-back, checks;
 //! - [`metrics`]: run metrics for Prometheus's textfile collector;
@@ -20,6 +23,7 @@
 pub mod cli;
 pub mod config;
 pub mod convert;
+pub mod decimal;
 pub mod hash;
 pub mod json_line;
 pub mod metrics;

@@ -4,9 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-/// Crate-level names a file under src/waldur/ may refer to: the client itself and the plumbing
-/// it shares with every tool.
-const CLIENT_MAY_USE: &[&str] = &["waldur", "config", "cli", "hash", "json_line"];
+/// Crate-level names a file under src/waldur/ may refer to: the client itself, the plumbing
+/// it shares with every tool, and `decimal`, because the client's payloads carry amounts
+/// (`decimal::Amount`, the two places Waldur stores) and must read and write them exactly as
+/// the application does.
+const CLIENT_MAY_USE: &[&str] = &["waldur", "config", "cli", "decimal", "hash", "json_line"];
 
 /// The logging macros `cli` exports at the crate root (`crate::warn!`, `use crate::{debug}`).
 const LOG_MACROS: &[&str] = &["debug", "info", "warn", "error"];

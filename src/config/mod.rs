@@ -42,11 +42,12 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+/// The config's factors are exact decimals, read by the same reader as amounts.
+pub use crate::decimal::Factor;
 pub use error::ConfigError;
 pub use file::MAX_CONFIG_BYTES;
 pub use model::{
-    BackendSettings, Compat, Component, Config, Factor, Offering, OidcSettings, Secret,
-    normalize_uuid,
+    BackendSettings, Compat, Component, Config, Offering, OidcSettings, Secret, normalize_uuid,
 };
 pub use validate::is_measurable_tres;
 pub use yaml::MAX_FLOW_DEPTH;

@@ -1,11 +1,12 @@
-//! The domain types read from the config (offerings, components, factors, secrets, OIDC
-//! settings) and picking an offering by name or UUID.
+//! The domain types read from the config (offerings, components, secrets, OIDC settings) and
+//! picking an offering by name or UUID. The factors are [`Factor`]s, which live with the other
+//! exact decimals in [`crate::decimal`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use super::ConfigError;
+use super::{ConfigError, Factor};
 
 /// A secret string (API token, OIDC client secret). Its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,76 +33,6 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
-    }
-}
-
-/// An exact positive decimal from the config (`unit_factor`, `factor`): `mantissa / 10^scale`.
-///
-/// YAML numbers are read as their decimal text, so `0.1` is exactly one tenth, not the nearest
-/// binary float.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Factor {
-    /// The digits without the decimal point.
-    pub mantissa: u128,
-    /// How many of them are after the decimal point.
-    pub scale: u32,
-}
-
-impl Factor {
-    /// The factor 1.
-    pub const ONE: Factor = Factor {
-        mantissa: 1,
-        scale: 0,
-    };
-
-    /// Parse a plain decimal such as `60000`, `60000.0`, `0.5` or `1e3`; must be greater than 0.
-    pub fn parse(text: &str) -> Option<Factor> {
-        let text = text.trim();
-        let (digits, exponent) = match text.find(['e', 'E']) {
-            Some(i) => (&text[..i], text[i + 1..].parse::<i32>().ok()?),
-            None => (text, 0),
-        };
-        let digits = digits.strip_prefix('+').unwrap_or(digits);
-        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        if int.is_empty() && frac.is_empty() {
-            return None;
-        }
-        if !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let mut mantissa: u128 = 0;
-        for b in int.bytes().chain(frac.bytes()) {
-            mantissa = mantissa
-                .checked_mul(10)?
-                .checked_add(u128::from(b - b'0'))?;
-        }
-        let mut scale = frac.len() as i64 - i64::from(exponent);
-        while scale < 0 {
-            mantissa = mantissa.checked_mul(10)?;
-            scale += 1;
-        }
-        let mut scale = u32::try_from(scale).ok()?;
-        while scale > 0 && mantissa % 10 == 0 {
-            mantissa /= 10;
-            scale -= 1;
-        }
-        if mantissa == 0 || scale > 30 {
-            return None;
-        }
-        Some(Factor { mantissa, scale })
-    }
-}
-
-impl fmt::Display for Factor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = self.mantissa.to_string();
-        let scale = self.scale as usize;
-        if scale == 0 {
-            return f.write_str(&digits);
-        }
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (int, frac) = padded.split_at(padded.len() - scale);
-        write!(f, "{int}.{frac}")
     }
 }
 

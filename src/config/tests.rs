@@ -95,37 +95,3 @@ fn picks_offerings_by_name_or_uuid_in_any_form() {
     let e = c.offering(Some("other")).unwrap_err();
     assert!(e.to_string().contains("no offering named \"other\""), "{e}");
 }
-
-#[test]
-fn factors_are_exact_decimals() {
-    assert_eq!(
-        Factor::parse("60000.0"),
-        Some(Factor {
-            mantissa: 6,
-            scale: 0
-        })
-        .map(|_| Factor {
-            mantissa: 60000,
-            scale: 0
-        })
-    );
-    assert_eq!(
-        Factor::parse("0.1"),
-        Some(Factor {
-            mantissa: 1,
-            scale: 1
-        })
-    );
-    assert_eq!(
-        Factor::parse("1e3"),
-        Some(Factor {
-            mantissa: 1000,
-            scale: 0
-        })
-    );
-    assert_eq!(Factor::parse("2.50").unwrap().to_string(), "2.5");
-    assert_eq!(Factor::parse("0.05").unwrap().to_string(), "0.05");
-    for bad in ["0", "-1", "", "abc", "0.0", "1.2.3"] {
-        assert_eq!(Factor::parse(bad), None, "{bad}");
-    }
-}

@@ -4,11 +4,11 @@
 
 use std::io::Write;
 
-use super::decimal::Cents;
 use super::line::TresLine;
 use super::mapping::{ConvertError, Converter, Overflow, Rule};
 use super::{Stats, StreamError};
-use crate::json_line::{push_hundredths, push_str, push_u128};
+use crate::decimal::Amount;
+use crate::json_line::{push_str, push_u128};
 
 /// Per-stream state of the fast path: the rules as slot indices, and which TRES name the last
 /// record had at each position, so the names of a stream are looked up once, not per record.
@@ -27,7 +27,7 @@ pub struct FastPath<'c> {
     /// TRES x seconds of the current record, per slot.
     values: Vec<Option<u128>>,
     /// The current record's amount for each rule (`None`: not carried).
-    amounts: Vec<Option<Cents>>,
+    amounts: Vec<Option<Amount>>,
     /// The last period that parsed as a month.
     good_period: String,
     /// The output line being built.
@@ -168,13 +168,13 @@ impl<'c> FastPath<'c> {
         }
         let mut first = true;
         for &i in &self.order {
-            if let Some(cents) = self.amounts[i] {
+            if let Some(amount) = self.amounts[i] {
                 if !first {
                     self.out.push(b',');
                 }
                 first = false;
                 self.out.extend_from_slice(&self.keys[i]);
-                push_hundredths(&mut self.out, cents.0);
+                amount.push_text(&mut self.out);
                 self.out.push(b'"');
             }
         }

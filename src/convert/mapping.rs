@@ -13,9 +13,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::config::{Factor, Offering};
+use crate::decimal::Amount;
 use crate::records::{TresRecord, UsageRecord};
 
-use super::decimal::{Cents, Ratio};
+use super::ratio::Ratio;
 
 /// Seconds per minute: TRES x seconds to the TRES x minutes that unit factors are defined on.
 const SECONDS_PER_MINUTE: u128 = 60;
@@ -94,7 +95,7 @@ impl Rule {
         &self,
         total: bool,
         mut seconds: impl FnMut(usize) -> Option<u128>,
-    ) -> Result<Option<Cents>, Overflow> {
+    ) -> Result<Option<Amount>, Overflow> {
         let mut present = false;
         let mut amount = Ratio::ZERO;
         for (i, (_, multiplier)) in self.sources.iter().enumerate() {
@@ -107,7 +108,7 @@ impl Rule {
             }
         }
         if present || total {
-            amount.round_cents().map(Some).ok_or(Overflow)
+            amount.round_to_amount().map(Some).ok_or(Overflow)
         } else {
             Ok(None)
         }
@@ -190,8 +191,8 @@ impl Converter {
                     tres.tres_seconds.get(&rule.sources[i].0).copied()
                 })
                 .map_err(|Overflow| overflow(rule, tres))?;
-            if let Some(cents) = amount {
-                components.insert(rule.component.clone(), cents.to_string());
+            if let Some(amount) = amount {
+                components.insert(rule.component.clone(), amount.to_string());
             }
         }
         Ok(UsageRecord {
@@ -307,6 +308,28 @@ mod tests {
             e.to_string(),
             "component \"cpu\" for user \"bob\" of account \"hpc_a\" in 2024-03: the amount is \
              too large for exact 128-bit arithmetic; refusing to report a wrong number"
+        );
+    }
+
+    #[test]
+    fn an_amount_past_i128_hundredths_is_an_overflow_never_a_wrapped_number() {
+        // unit_factor 1: 3 seconds are 5 hundredths. 3k seconds convert for the largest k with
+        // 5k <= i128::MAX (what waldur-push can read); 3 (k + 1) seconds do not, though a u128
+        // would still hold their hundredths.
+        let c = Converter::new(&offering("      cpu: { unit_factor: 1 }\n")).unwrap();
+        let k = i128::MAX as u128 / 5;
+        let largest = i128::try_from(5 * k).unwrap();
+        let fits = c.convert(&record(None, &[("cpu", 3 * k)])).unwrap();
+        let written = &fits.components["cpu"];
+        assert_eq!(*written, Amount::from_hundredths(largest).to_string());
+        assert_eq!(Amount::parse_plain(written).unwrap().hundredths(), largest);
+        let e = c
+            .convert(&record(None, &[("cpu", 3 * (k + 1))]))
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "component \"cpu\" for account \"hpc_a\" (total) in 2024-03: the amount is too \
+             large for exact 128-bit arithmetic; refusing to report a wrong number"
         );
     }
 

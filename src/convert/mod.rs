@@ -1,7 +1,8 @@
 //! `usage-convert`: TRES x seconds (`tres` records) to Waldur component amounts (`usage`
 //! records), exactly.
 //!
-//! - [`decimal`]: exact fractions on `u128` and the one half-even rounding to hundredths;
+//! - [`ratio`]: exact fractions on `u128` and the one half-even rounding to a two-place
+//!   [`Amount`](crate::decimal::Amount);
 //! - [`mapping`]: the per-component rules built from `backend_components`;
 //! - [`line`]: a one-pass reader of plain `tres` lines, borrowing from the line (the fast
 //!   path; anything it does not take goes to the full record parser);
@@ -12,10 +13,10 @@
 //! `period_end` stays right. On any error the stream stops before the period's `period_end`,
 //! so a downstream stage can never take the period as complete.
 
-pub mod decimal;
 mod fast;
 pub mod line;
 pub mod mapping;
+pub mod ratio;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -211,10 +212,16 @@ mod tests {
     use crate::config::Config;
 
     fn converter() -> Converter {
-        let yaml = "offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    \
-                    waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n    \
-                    backend_components:\n      cpu: { unit_factor: 60 }\n";
-        let config = Config::parse(yaml, "t.yaml").unwrap();
+        converter_with("cpu: { unit_factor: 60 }")
+    }
+
+    fn converter_with(component: &str) -> Converter {
+        let yaml = format!(
+            "offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    \
+             waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n    \
+             backend_components:\n      {component}\n"
+        );
+        let config = Config::parse(&yaml, "t.yaml").unwrap();
         Converter::new(config.offering(None).unwrap()).unwrap()
     }
 
@@ -290,6 +297,40 @@ mod tests {
             "input line 1: bad `tres` record: the key \"cpu\" comes twice at line 1 column 104"
         );
         assert!(out.is_empty(), "{out}");
+    }
+
+    #[test]
+    fn the_fast_path_refuses_an_amount_past_i128_hundredths_as_the_full_one_does() {
+        // unit_factor 1: 3 seconds are 5 hundredths; 5k is the largest multiple of 5 an i128
+        // holds.
+        let c = converter_with("cpu: { unit_factor: 1 }");
+        let k = i128::MAX as u128 / 5;
+        let line = |seconds: u128| {
+            format!(
+                r#"{{"kind":"tres","period":"2024-03","account":"a","user":null,"jobs":1,"tres_seconds":{{"cpu":{seconds}}}}}"#
+            )
+        };
+        for (seconds, fits) in [(3 * k, true), (3 * (k + 1), false)] {
+            let input = line(seconds);
+            assert!(line::parse(&input).is_some(), "{input}");
+            let mut out = Vec::new();
+            let result = convert_stream(&c, input.as_bytes(), &mut out);
+            let full = match Record::from_json(&input).unwrap() {
+                Record::Tres(tres) => c.convert(&tres),
+                other => panic!("{other:?}"),
+            };
+            match (result, full) {
+                (Ok(_), Ok(usage)) if fits => {
+                    let want = format!("{}\n", Record::Usage(usage).to_json());
+                    assert_eq!(String::from_utf8(out).unwrap(), want);
+                }
+                (Err(e), Err(error)) if !fits => {
+                    assert_eq!(e.to_string(), format!("input line 1: {error}"));
+                    assert!(out.is_empty());
+                }
+                (fast, full) => panic!("{seconds}: {fast:?} / {full:?}"),
+            }
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::input::MonthUsage;
 use super::plan::Catalog;
-use crate::waldur::amount::Amount;
+use crate::decimal::Amount;
 use crate::waldur::api::{ComponentUsage, ComponentUserUsage};
 
 /// How one value compares.

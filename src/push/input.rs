@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use super::line::UsageLine;
 use super::usage::MonthBuilder;
 pub use super::usage::{AccountView, MonthUsage, UserView};
+use crate::decimal::Amount;
 use crate::period::Period;
 use crate::records::{MonthRecord, PeriodError, Record, RecordError};
-use crate::waldur::amount::Amount;
 
 /// What a record completed.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 //! result to [`compare`].
 
 use super::plan::Existing;
-use crate::waldur::amount::Amount;
+use crate::decimal::Amount;
 
 /// One value that a POST answered 201 for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,10 +15,10 @@ use jiff::Timestamp;
 use super::input::MonthUsage;
 use super::plan::{Existing, Plan, TotalPost, UserPost};
 use super::stream::Tally;
-use crate::json_line::{push_hundredths, push_str};
+use crate::decimal::Amount;
+use crate::json_line::push_str;
 use crate::period::{BillingZones, Standing};
 use crate::records::ResultRecord;
-use crate::waldur::amount::Amount;
 use crate::waldur::api::path;
 
 /// Where a period's result records go, as they are decided; counts them for the summary.
@@ -83,12 +83,7 @@ impl<'a> ResultWriter<'a> {
 /// [`Amount`] displays it).
 fn amount(buf: &mut Vec<u8>, a: Amount) {
     buf.push(b'"');
-    match u128::try_from(a.hundredths()) {
-        Ok(h) => push_hundredths(buf, h),
-        Err(_) => {
-            let _ = write!(buf, "{a}");
-        }
-    }
+    a.push_text(buf);
     buf.push(b'"');
 }
 

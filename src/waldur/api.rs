@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::amount::Amount;
 use super::error::ApiError;
 use super::http::{Client, Listing, Reply};
 use super::url::Query;
 use crate::config::normalize_uuid;
+use crate::decimal::Amount;
 
 /// Endpoint paths relative to `/api/`.
 pub mod path {

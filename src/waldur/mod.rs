@@ -1,5 +1,6 @@
-//! The Waldur REST client: transport, credentials, URLs, typed endpoints and payloads, errors,
-//! and the two-place [`amount::Amount`] those payloads carry.
+//! The Waldur REST client: transport, credentials, URLs, typed endpoints and payloads, errors.
+//! The payloads carry two-place [`crate::decimal::Amount`]s, which the client shares with the
+//! application rather than owning.
 //!
 //! It knows Waldur's API and nothing of what is sent through it: no billing periods, no usage
 //! records, no plans or push runs. Those live in the application (src/push/), which calls
@@ -10,10 +11,8 @@
 //! - [`http`]: the ureq agent, retries, pagination;
 //! - [`auth`]: where the token comes from, OIDC client credentials;
 //! - [`error`]: typed client errors and their exit statuses;
-//! - [`api`]: typed endpoints and payloads;
-//! - [`amount`]: exact two-place amounts.
+//! - [`api`]: typed endpoints and payloads.
 
-pub mod amount;
 pub mod api;
 pub mod auth;
 pub mod error;

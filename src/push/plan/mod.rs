@@ -20,8 +20,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::input::{AccountView, MonthUsage};
+use crate::decimal::Amount;
 use crate::records::ResultRecord;
-use crate::waldur::amount::Amount;
 use crate::waldur::api::{
     ComponentUsage, ComponentUserUsage, OfferingComponent, Resource, UsageItem,
 };

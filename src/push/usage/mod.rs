@@ -16,10 +16,10 @@ use std::fmt;
 
 pub use super::intern::NameId;
 use super::intern::Names;
+use crate::decimal::Amount;
 use crate::hash::Fx;
 use crate::period::Period;
 use crate::records::MonthRecord;
-use crate::waldur::amount::Amount;
 
 mod view;
 pub use view::{AccountView, UserView};

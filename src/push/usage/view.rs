@@ -1,7 +1,7 @@
 //! Reading a [`MonthUsage`]: accounts, their totals and their users, all in name order.
 
 use super::{AccountUsage, MonthUsage, NameId};
-use crate::waldur::amount::Amount;
+use crate::decimal::Amount;
 
 impl MonthUsage {
     /// The accounts, by lower-cased name.

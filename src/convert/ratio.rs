@@ -1,22 +1,27 @@
-//! Exact non-negative rational numbers on `u128`, and rounding them once, half-even, to
-//! hundredths.
+//! Exact non-negative rational numbers on `u128` ([`Ratio`]), and rounding them once,
+//! half-even, to a two-place [`Amount`].
 //!
 //! Every operation is checked: a result that does not fit is `None`, never a wrong number.
 //! Fractions are kept reduced (gcd), which keeps the numbers small for the factors a config
 //! uses (`60`, `60000`, `61440`, `0.5`, ...).
 //!
 //! ```
-//! use waldur_usage::convert::decimal::{Cents, Ratio};
+//! use waldur_usage::convert::ratio::Ratio;
+//! use waldur_usage::decimal::Amount;
 //!
 //! // 5 544 003 CPU-seconds in k-Hours: 5544003 / 60 / 60000 = 1.5400008333... -> "1.54"
 //! let amount = Ratio::new(5_544_003, 60 * 60_000).unwrap();
-//! assert_eq!(amount.round_cents().unwrap().to_string(), "1.54");
+//! assert_eq!(amount.round_to_amount().unwrap().to_string(), "1.54");
 //! // A tie goes to the even neighbour: 0.125 -> 0.12, 0.135 -> 0.14.
-//! assert_eq!(Ratio::new(125, 1000).unwrap().round_cents(), Some(Cents(12)));
-//! assert_eq!(Ratio::new(135, 1000).unwrap().round_cents(), Some(Cents(14)));
+//! let tie = |n| Ratio::new(n, 1000).unwrap().round_to_amount();
+//! assert_eq!(tie(125), Some(Amount::from_hundredths(12)));
+//! assert_eq!(tie(135), Some(Amount::from_hundredths(14)));
 //! ```
+//!
+//! This file owns the fraction and its one rounding; it must not know the config, records or
+//! how an amount is written (that is [`Amount`]'s, in [`crate::decimal`]).
 
-use std::fmt;
+use crate::decimal::Amount;
 
 /// Greatest common divisor (Euclid); `gcd(0, n) == n`.
 pub fn gcd(mut a: u128, mut b: u128) -> u128 {
@@ -108,19 +113,26 @@ impl Ratio {
         Some(Ratio { num, den })
     }
 
-    /// Round to hundredths, half to even, exactly once. `None` only when the result has more
-    /// than 36 integer digits.
-    pub fn round_cents(self) -> Option<Cents> {
+    /// Round to hundredths, half to even, exactly once. `None` only when the result does not
+    /// fit an [`Amount`] (more than `i128::MAX` hundredths, about 1.7 x 10^36 whole units):
+    /// usage-convert must not write an amount waldur-push cannot read.
+    pub fn round_to_amount(self) -> Option<Amount> {
+        let hundredths = self.round_hundredths()?;
+        i128::try_from(hundredths).ok().map(Amount::from_hundredths)
+    }
+
+    /// The rounded hundredths, as far as a `u128` holds them.
+    fn round_hundredths(self) -> Option<u128> {
         if let (Ok(num), Ok(den)) = (u64::try_from(self.num), u64::try_from(self.den))
             && den <= u64::MAX / 10
         {
-            return Some(round_cents64(num, den));
+            return Some(round_hundredths64(num, den));
         }
-        self.round_cents_wide()
+        self.round_hundredths_wide()
     }
 
-    /// [`Ratio::round_cents`] for any fraction.
-    fn round_cents_wide(self) -> Option<Cents> {
+    /// [`Ratio::round_hundredths`] for any fraction.
+    fn round_hundredths_wide(self) -> Option<u128> {
         let (whole, mut rem) = (self.num / self.den, self.num % self.den);
         let mut cents = whole.checked_mul(100)?;
         // Two decimal digits by long division. `rem < den`, and `digit_step` never forms
@@ -138,13 +150,13 @@ impl Ratio {
         if up {
             cents = cents.checked_add(1)?;
         }
-        Some(Cents(cents))
+        Some(cents)
     }
 }
 
-/// [`Ratio::round_cents`] for `num / den` when `10 * den` fits in 64 bits, so `10 * rem` does
-/// too: the same digits and the same tie rule, on 64-bit words.
-fn round_cents64(num: u64, den: u64) -> Cents {
+/// [`Ratio::round_hundredths`] for `num / den` when `10 * den` fits in 64 bits, so `10 * rem`
+/// does too: the same digits and the same tie rule, on 64-bit words.
+fn round_hundredths64(num: u64, den: u64) -> u128 {
     let (whole, mut rem) = (num / den, num % den);
     let mut frac = 0;
     for _ in 0..2 {
@@ -157,7 +169,7 @@ fn round_cents64(num: u64, den: u64) -> Cents {
     if rem > rest || (rem == rest && cents % 2 == 1) {
         cents += 1;
     }
-    Cents(cents)
+    cents
 }
 
 /// One step of long division: `(floor(10 r / d), 10 r mod d)` for `r < d`, by ten additions
@@ -177,16 +189,6 @@ fn digit_step(r: u128, d: u128) -> (u128, u128) {
     (digit, acc)
 }
 
-/// An amount in hundredths, written with exactly two decimal places (`1234` is `12.34`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cents(pub u128);
-
-impl fmt::Display for Cents {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,7 +198,7 @@ mod tests {
     }
 
     fn cents(n: u128, d: u128) -> String {
-        r(n, d).round_cents().unwrap().to_string()
+        r(n, d).round_to_amount().unwrap().to_string()
     }
 
     #[test]
@@ -256,8 +258,8 @@ mod tests {
             big.checked_mul(r(1, 3)),
             Some(Ratio::from_int(u128::MAX / 3))
         );
-        // More than 36 integer digits cannot be written as cents in a u128.
-        assert_eq!(big.round_cents(), None);
+        // More hundredths than an i128 holds are not an amount.
+        assert_eq!(big.round_to_amount(), None);
         // 1/p + 1/q for two large coprime denominators overflows the common denominator.
         assert_eq!(r(1, 1 << 100).checked_add(r(1, (1 << 100) - 1)), None);
     }
@@ -291,16 +293,59 @@ mod tests {
                 x = x.rotate_left(7).wrapping_mul(0x2545_f491_4f6c_dd1d);
                 for num in [num, x, x % (den.saturating_mul(3) | 1)] {
                     let r = Ratio::new(u128::from(num), u128::from(den)).unwrap();
-                    assert_eq!(r.round_cents(), r.round_cents_wide(), "{num}/{den}");
+                    assert_eq!(
+                        r.round_hundredths(),
+                        r.round_hundredths_wide(),
+                        "{num}/{den}"
+                    );
                 }
             }
         }
     }
 
     #[test]
-    fn cents_print_two_places() {
-        assert_eq!(Cents(0).to_string(), "0.00");
-        assert_eq!(Cents(7).to_string(), "0.07");
-        assert_eq!(Cents(600_800).to_string(), "6008.00");
+    fn amounts_print_two_places_as_cents_did() {
+        // What the former `Cents` wrote for every non-negative value: `{whole}.{two digits}`.
+        let cents = |h: u128| format!("{}.{:02}", h / 100, h % 100);
+        for h in [
+            0,
+            7,
+            99,
+            100,
+            600_800,
+            u128::from(u64::MAX),
+            i128::MAX as u128,
+        ] {
+            let a = Amount::from_hundredths(i128::try_from(h).unwrap());
+            assert_eq!(a.to_string(), cents(h), "{h}");
+            let mut pushed = Vec::new();
+            a.push_text(&mut pushed);
+            assert_eq!(pushed, cents(h).as_bytes(), "{h}");
+        }
+        assert_eq!(r(7, 100).round_to_amount().unwrap().to_string(), "0.07");
+        assert_eq!(
+            r(600_800, 1).round_to_amount().unwrap().to_string(),
+            "600800.00"
+        );
+    }
+
+    #[test]
+    fn the_largest_amount_rounds_and_one_hundredth_more_is_none() {
+        // i128::MAX hundredths is the largest amount; u128 still holds one more, which must
+        // not be written, since waldur-push could not read it back.
+        let max = i128::MAX as u128;
+        assert_eq!(
+            r(max, 100).round_to_amount(),
+            Some(Amount::from_hundredths(i128::MAX))
+        );
+        assert_eq!(r(max + 1, 100).round_hundredths(), Some(max + 1));
+        assert_eq!(r(max + 1, 100).round_to_amount(), None);
+        // Rounding up across the boundary: (max + 0.5) hundredths is a tie to the even max + 1.
+        assert_eq!(r(2 * max + 1, 200).round_to_amount(), None);
+        // (max - 0.5) hundredths is a tie too, to the even max - 1.
+        assert_eq!(
+            r(2 * max - 1, 200).round_to_amount(),
+            Some(Amount::from_hundredths(i128::MAX - 1))
+        );
     }
 }
