@@ -4,7 +4,7 @@
 //! - [`ratio`]: exact fractions on `u128` and the one half-even rounding to a two-place
 //!   [`Amount`](crate::decimal::Amount);
 //! - [`mapping`]: the per-component rules built from `backend_components`;
-//! - [`line`]: a one-pass reader of plain `tres` lines, borrowing from the line (the fast
+//! - [`line`](mod@line): a one-pass reader of plain `tres` lines, borrowing from the line (the fast
 //!   path; anything it does not take goes to the full record parser);
 //! - [`convert_stream`] (here): the record stream: `tres` in, `usage` out, `period`,
 //!   `period_end` and unknown kinds passed through unchanged.

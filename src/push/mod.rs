@@ -8,7 +8,7 @@
 //!
 //! One concern per module:
 //! - [`input`]: usage records into complete, validated periods;
-//! - [`line`]: the fast path that reads a usage line in place;
+//! - [`line`](mod@line): the fast path that reads a usage line in place;
 //! - [`usage`]: the compact state of one period's usage;
 //! - [`intern`]: names interned once per period;
 //! - [`filing`]: which billing month a POST lands in, decided when it is sent;

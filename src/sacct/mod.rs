@@ -5,7 +5,7 @@
 //! - [`tres`]: TRES strings (`cpu=2,mem=2.50G,gres/gpu:a100=1`), units, the GPU rule;
 //! - [`elapsed`]: `ElapsedRaw` and every printed form of `Elapsed`;
 //! - [`jobid`]: job ids (arrays, het jobs, steps);
-//! - [`line`]: the columns of a line, header detection, one line to one allocation (with a
+//! - [`line`](mod@line): the columns of a line, header detection, one line to one allocation (with a
 //!   bounded cache of parsed TRES strings, since jobs of one shape print the same string);
 //! - [`names`]: account and user names, interned and grouped case-insensitively;
 //! - [`sums`]: exact sums by (pair, TRES) in little memory;

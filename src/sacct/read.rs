@@ -482,7 +482,7 @@ impl Sink for Folder {
 /// Read a whole sacct output stream as the data of `period`.
 ///
 /// Without `--jobs`, the lines are parsed on this thread and folded on another (see
-/// [`super::fold_thread`]); the outcome is the same as one loop's, bad lines included.
+/// `fold_thread.rs`); the outcome is the same as one loop's, bad lines included.
 pub fn read_period<R: BufRead>(
     input: R,
     period: &str,

@@ -36,7 +36,7 @@ pub struct Allocation<'a> {
     pub state: &'a [u8],
     /// Seconds the allocation ran in the window.
     pub seconds: u64,
-    /// TRES of the allocation in base units (see [`super::tres`]).
+    /// TRES of the allocation in base units (see [`crate::sacct::tres`]).
     pub tres: &'a [(TresId, u64)],
     /// The names behind the TRES ids.
     pub table: &'a TresTable,

@@ -9,7 +9,7 @@
 //! repeat cannot double count.
 //!
 //! A failure costs only what depends on it: a resource whose POST keeps answering 500 fails
-//! alone. The [`Breaker`] stops the run only when the server itself is gone: after
+//! alone. The breaker (`retry.rs`) stops the run only when the server itself is gone: after
 //! [`BREAKER_TRANSPORT_LIMIT`] requests in a row failed at the connection level (refused,
 //! reset, timed out), or [`BREAKER_OUTAGE_LIMIT`] requests in a row used up their retries on
 //! 5xx or 429 with no success between. Then every later request fails at once, so a run
