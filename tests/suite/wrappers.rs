@@ -9,8 +9,6 @@
 //! arguments to `sacct.log` and brackets each call with `start PID` / `end PID` lines in
 //! `calls.log`.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +16,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use support::fake_waldur::{FakeWaldur, Fault, FaultKind, PROVIDER_TOKEN, STAFF_TOKEN, Setup};
+use crate::support::fake_waldur::{
+    FakeWaldur, Fault, FaultKind, PROVIDER_TOKEN, STAFF_TOKEN, Setup,
+};
 
 /// What the fake sacct prints (`--parsable2 --noheader`, the default `--format`:
 /// JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES).
@@ -138,7 +138,7 @@ impl Rig {
             &sbin.join("sacct"),
             &format!(
                 r#"#!/bin/sh
-# fake sacct for tests/wrappers.rs
+# fake sacct for tests/suite/wrappers.rs
 d='{d}'
 if [ "$1" = --version ]; then echo "slurm 23.02.6"; exit 0; fi
 env > "$d/sacct.env"

@@ -1,11 +1,8 @@
 //! Every amount that is not sent is loud (issue 12, "Done when" 2): for each kind of held-back
 //! or skipped outcome, the exit status and the one warning line that names it.
 
-mod support;
-mod waldur_push_util;
-
-use support::fake_waldur::Setup;
-use waldur_push_util::*;
+use crate::support::fake_waldur::Setup;
+use crate::waldur_push_util::*;
 
 /// Nothing failed, something needs an operator.
 const HELD: i32 = 3;

@@ -3,13 +3,10 @@
 //! resource per period and one `set_user_usages` per component per resource per period; a
 //! no-change run afterwards makes at most 100 requests and no POST.
 
-mod support;
-mod waldur_push_util;
-
 use std::collections::BTreeMap;
 
-use support::fake_waldur::Setup;
-use waldur_push_util::*;
+use crate::support::fake_waldur::Setup;
+use crate::waldur_push_util::*;
 
 const RESOURCES: usize = 1000;
 const USERS: usize = 3000;

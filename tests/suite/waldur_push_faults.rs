@@ -3,15 +3,12 @@
 //! was not submitted. Nothing is ever sent twice with different values, and a stream cut
 //! before its `period_end` submits nothing.
 
-mod support;
-mod waldur_push_util;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::fake_waldur::{Fault, FaultKind, Setup};
+use crate::waldur_push_util::*;
 use serde_json::Value;
-use support::fake_waldur::{Fault, FaultKind, Setup};
-use waldur_push_util::*;
 
 type Totals = Vec<(String, String, String, String)>;
 type UserTotals = Vec<(String, String, String, String, String)>;

@@ -2,15 +2,12 @@
 //! `waldur_push_util::Run`), plain http to a non-loopback host is refused, risky token sources
 //! warn, and each token source and OIDC client credentials authenticate.
 
-mod support;
-mod waldur_push_util;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use support::fake_waldur::{PROVIDER_TOKEN, STAFF_TOKEN, Setup};
-use waldur_push_util::*;
+use crate::support::fake_waldur::{PROVIDER_TOKEN, STAFF_TOKEN, Setup};
+use crate::waldur_push_util::*;
 
 fn small_input() -> String {
     period(
@@ -299,10 +296,10 @@ fn error_bodies_that_echo_the_request_headers_never_show_the_token() {
     for status in [400, 500] {
         let env = Env::new(Setup::small());
         env.fake.inject(
-            support::fake_waldur::Fault::new(
+            crate::support::fake_waldur::Fault::new(
                 "POST",
                 "set_usage/",
-                support::fake_waldur::FaultKind::EchoHeaders(status),
+                crate::support::fake_waldur::FaultKind::EchoHeaders(status),
             )
             .times(100),
         );
@@ -333,10 +330,10 @@ fn check_lines_never_show_a_token_echoed_by_the_server() {
     for status in [400, 500] {
         let env = Env::new(Setup::small());
         env.fake.inject(
-            support::fake_waldur::Fault::new(
+            crate::support::fake_waldur::Fault::new(
                 "GET",
                 "",
-                support::fake_waldur::FaultKind::EchoHeaders(status),
+                crate::support::fake_waldur::FaultKind::EchoHeaders(status),
             )
             .times(1000),
         );

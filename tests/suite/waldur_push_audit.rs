@@ -1,11 +1,8 @@
 //! `waldur-push --audit`: what Waldur holds for a month against what SLURM measured, per
 //! resource, component and user, read-only (issue 15, "Done when" 1).
 
-mod support;
-mod waldur_push_util;
-
-use support::fake_waldur::{Setup, StoredUsage, StoredUserUsage, det_uuid};
-use waldur_push_util::*;
+use crate::support::fake_waldur::{Setup, StoredUsage, StoredUserUsage, det_uuid};
+use crate::waldur_push_util::*;
 
 /// Everything agrees: exit 0. A difference of any kind: exit 1.
 const DIFFERS: i32 = 1;

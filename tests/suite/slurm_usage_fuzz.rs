@@ -552,7 +552,7 @@ fn accepted_mutants_mean_what_the_grammar_says() {
 }
 
 #[test]
-#[ignore = "long: 200,000 mutants; cargo test --test slurm_usage_fuzz -- --ignored --nocapture"]
+#[ignore = "long: 200,000 mutants; cargo test --test suite slurm_usage_fuzz:: -- --ignored --nocapture"]
 fn accepted_mutants_mean_what_the_grammar_says_200k() {
     meaning(200_000);
 }

@@ -3,12 +3,11 @@
 //! The fake's clock and `--now` are 2024-03-20T12:00:00Z, so March 2024 is the current period
 //! (date sent: 11:55:00, now less the 300 s margin) and earlier months are closed.
 
-mod support;
-mod waldur_push_util;
-
+use crate::support::fake_waldur::{
+    STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage, det_uuid, tags,
+};
+use crate::waldur_push_util::*;
 use serde_json::{Value, json};
-use support::fake_waldur::{STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage, det_uuid, tags};
-use waldur_push_util::*;
 
 fn get(path: &str) -> (String, String) {
     ("GET".into(), format!("/api/{path}"))

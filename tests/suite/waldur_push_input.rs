@@ -2,11 +2,8 @@
 //! nothing of their period reaches Waldur (issue 16): amounts in any spelling but plain
 //! decimals, a user above the account total, and a period that comes twice.
 
-mod support;
-mod waldur_push_util;
-
-use support::fake_waldur::Setup;
-use waldur_push_util::*;
+use crate::support::fake_waldur::Setup;
+use crate::waldur_push_util::*;
 
 /// Bad or incomplete input.
 const DATAERR: i32 = 65;

@@ -3,21 +3,20 @@
 //!
 //! SLURM 22.05 answers `sacctmgr list account cluster=ci` (without `withassoc`) with a
 //! "continue? (Y/N)" prompt and then spins until a timeout; with slurmdbd stopped, the verdict
-//! must name slurmdbd, and only it. This file stops slurmdbd for a moment, so it is its own test
-//! binary: cargo runs test binaries one after the other, never beside `e2e_slurm`.
+//! must name slurmdbd, and only it. This file stops slurmdbd for a moment, so its test
+//! runs only while no `e2e_slurm` test uses the cluster (`cluster::exclusive`): they share one
+//! test binary.
 //!
-//! Needs root and the cluster, like `e2e_slurm`; `WALDUR_USAGE_E2E=skip` skips it.
-
-mod e2e;
-mod support;
+//! Needs root and the cluster, like `e2e_slurm`; `WALDUR_USAGE_E2E=skip` skips it. Alone,
+//! with the other e2e tests: `cargo test --test suite e2e`.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::cluster::{self, HOW_TO_START};
-use e2e::pipeline::{Scratch, bin, write_config};
-use support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, Setup};
+use crate::e2e::cluster::{self, HOW_TO_START};
+use crate::e2e::pipeline::{Scratch, bin, write_config};
+use crate::support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, Setup};
 
 /// The bound: a diagnose that needs longer than this has waited on something.
 const QUICK: Duration = Duration::from_secs(10);
@@ -79,6 +78,7 @@ fn diagnose_with_cluster_name_is_quick_and_names_slurmdbd_only_when_it_is_down()
     if let Err(e) = cluster::preflight() {
         panic!("cannot run the end-to-end test: {e}\n\n{HOW_TO_START}");
     }
+    let _cluster = cluster::exclusive();
     let fake = FakeWaldur::start(Setup::small());
     let dir = Scratch::new("diagnose");
     let config = write_config(&dir.0, &fake.base_url(), &Setup::small().offering.uuid);

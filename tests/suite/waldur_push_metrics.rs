@@ -2,14 +2,11 @@
 //! with a real Prometheus text-format parser (the `prometheus-parse` crate), after a run with
 //! one held decrease and one failure, then after a run that succeeds.
 
-mod support;
-mod waldur_push_util;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use support::fake_waldur::{Fault, FaultKind};
-use waldur_push_util::*;
+use crate::support::fake_waldur::{Fault, FaultKind};
+use crate::waldur_push_util::*;
 
 fn input() -> String {
     period(

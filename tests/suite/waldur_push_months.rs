@@ -6,13 +6,10 @@
 //! Waldur whose clock and `TIME_ZONE` are set; then it asserts the stored values of **every**
 //! month the fake holds.
 
-mod support;
-mod waldur_push_util;
-
 use std::collections::BTreeMap;
 
-use support::fake_waldur::{Setup, StoredUsage, det_uuid};
-use waldur_push_util::*;
+use crate::support::fake_waldur::{Setup, StoredUsage, det_uuid};
+use crate::waldur_push_util::*;
 
 /// Exit status when something was held back or skipped and nothing failed.
 const HELD: i32 = 3;

@@ -2,12 +2,9 @@
 //! stored value unchanged, never guessed from what the token can read, and the exit statuses
 //! follow the README's Troubleshooting section.
 
-mod support;
-mod waldur_push_util;
-
+use crate::support::fake_waldur::{Setup, StoredUsage, det_uuid};
+use crate::waldur_push_util::*;
 use serde_json::json;
-use support::fake_waldur::{Setup, StoredUsage, det_uuid};
-use waldur_push_util::*;
 
 /// A setup whose clock is the real one (so the clock check passes), with stored usage of the
 /// current month (UTC): hpc_alloc1 cpu 12.30 and mem 4.00, hpc_alloc2 cpu 7.00.

@@ -8,7 +8,7 @@
 //! their size and FNV-1a hash instead.
 //!
 //! To record the outputs of a given build (once, from the build the rewrite must match):
-//! `GOLDEN_RECORD=DIR cargo test --test golden_outputs`, with DIR holding that build's four
+//! `GOLDEN_RECORD=DIR cargo test --test suite golden_outputs::`, with DIR holding that build's four
 //! binaries and `gen-sacct`.
 
 use std::fmt::Write as _;
