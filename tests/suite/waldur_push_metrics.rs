@@ -1,11 +1,12 @@
 //! `waldur-push --metrics-file`: the file node_exporter's textfile collector reads, parsed
-//! with a real Prometheus text-format parser (the `prometheus-parse` crate), after a run with
-//! one held decrease and one failure, then after a run that succeeds.
+//! with a Prometheus text-format parser (`support::prometheus`), after a run with one held
+//! decrease and one failure, then after a run that succeeds.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::support::fake_waldur::{Fault, FaultKind};
+use crate::support::prometheus::Exposition;
 use crate::waldur_push_util::*;
 
 fn input() -> String {
@@ -18,11 +19,11 @@ fn input() -> String {
     )
 }
 
-/// Every sample of the file as `name{sorted labels} -> value`, parsed by prometheus-parse.
+/// Every sample of the file as `name{sorted labels} -> value`, each a counter, a gauge or
+/// untyped.
 fn scrape(path: &Path) -> BTreeMap<String, f64> {
     let text = std::fs::read_to_string(path).unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .expect("the metrics file parses");
+    let scrape = Exposition::parse(&text).expect("the metrics file parses");
     // Every family has its HELP and TYPE.
     for name in [
         "waldur_usage_last_run_timestamp_seconds",
@@ -31,26 +32,11 @@ fn scrape(path: &Path) -> BTreeMap<String, f64> {
         "waldur_usage_run_duration_seconds",
     ] {
         assert!(
-            scrape.docs.contains_key(name),
+            scrape.help.contains_key(name),
             "no HELP for {name}:\n{text}"
         );
     }
-    scrape
-        .samples
-        .into_iter()
-        .map(|s| {
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                other => panic!("unexpected {other:?}"),
-            };
-            let mut labels: Vec<String> =
-                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            (format!("{}{{{}}}", s.metric, labels.join(",")), value)
-        })
-        .collect()
+    scrape.by_key(&["counter", "gauge", "untyped"])
 }
 
 fn records(samples: &BTreeMap<String, f64>, status: &str) -> f64 {

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::support::fake_waldur::{
     FakeWaldur, Fault, FaultKind, PROVIDER_TOKEN, STAFF_TOKEN, Setup,
 };
+use crate::support::prometheus::Exposition;
 
 /// What the fake sacct prints (`--parsable2 --noheader`, the default `--format`:
 /// JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES).
@@ -1149,31 +1150,17 @@ fn with_umask_077(cmd: Command) -> Command {
     wrapped
 }
 
-/// The samples of a metrics file, `name{labels}` -> value, read by prometheus-parse.
+/// The samples of a metrics file, `name{labels}` -> value, each a counter or a gauge.
 fn metric_samples(path: &Path) -> BTreeMap<String, f64> {
     let text = std::fs::read_to_string(path).expect("the metrics file exists");
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .expect("the metrics file parses");
-    scrape
-        .samples
-        .into_iter()
-        .map(|s| {
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
-                other => panic!("unexpected {other:?}"),
-            };
-            let mut labels: Vec<String> =
-                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            (format!("{}{{{}}}", s.metric, labels.join(",")), value)
-        })
-        .collect()
+    Exposition::parse(&text)
+        .expect("the metrics file parses")
+        .by_key(&["counter", "gauge"])
 }
 
 #[test]
 fn the_report_wrapper_passes_the_metrics_file_to_waldur_push() {
-    // prometheus-parse 0.2 skips samples whose label values hold spaces (valid in the format),
-    // so this offering's name has none.
+    // An offering name of its own, seen in the samples' labels.
     let mut setup = Setup::small();
     setup.offering.name = "hpc-cluster".into();
     let rig = Rig::with_setup("metrics", setup);

@@ -5,3 +5,5 @@
 
 pub mod fake_waldur;
 pub mod openapi;
+pub mod pattern;
+pub mod prometheus;
