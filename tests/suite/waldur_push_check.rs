@@ -205,6 +205,6 @@ fn check_exits_77_for_a_refused_token_and_76_for_an_invisible_offering() {
 fn write_is_only_for_check() {
     let env = Env::new(Setup::small());
     let run = env.run(&["--write"], "");
-    assert_eq!(run.code, 64, "{}", run.stderr);
+    run.assert_code(64);
     assert!(env.posts().is_empty());
 }

@@ -46,7 +46,7 @@ fn amounts_that_are_not_plain_decimals_refuse_their_period() {
     // The plain spelling of the same value goes through.
     let env = Env::new(Setup::small());
     let run = env.run(&["--no-register"], &march_with_total_cpu("1.00"));
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
 }
 
 #[test]
@@ -55,14 +55,10 @@ fn a_user_above_the_account_total_refuses_the_period() {
     // usage-convert output holds this.
     let env = Env::new(Setup::small());
     let run = env.run(&["--no-register"], &march_with_total_cpu("0.99"));
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "input line 2: user \"hpcuser1\" of account \"hpc_alloc1\" has cpu 1.00, more than \
-             the account total 0.99 (line 1); nothing of 2024-03 is submitted"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains(
+        "input line 2: user \"hpcuser1\" of account \"hpc_alloc1\" has cpu 1.00, more than \
+             the account total 0.99 (line 1); nothing of 2024-03 is submitted",
     );
     assert!(env.posts().is_empty());
     // A user with a component the total does not have is above it too.
@@ -80,13 +76,8 @@ fn a_user_above_the_account_total_refuses_the_period() {
         ],
     );
     let run = env.run(&["--no-register"], &input);
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("has mem 2.00, more than the account total 0.00"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains("has mem 2.00, more than the account total 0.00");
     assert!(env.posts().is_empty());
 }
 
@@ -101,14 +92,10 @@ fn a_period_that_comes_twice_is_refused_the_second_time() {
         &[usage("2024-03", "hpc_alloc1", None, &[("cpu", "0.00")])],
     );
     let run = env.run(&["--no-register"], &(first + &second));
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "period 2024-03 comes twice in the input (its first copy ended at line 3, this one \
-             at line 5); the second copy is not submitted"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains(
+        "period 2024-03 comes twice in the input (its first copy ended at line 3, this one \
+             at line 5); the second copy is not submitted",
     );
     let cpu: Vec<_> = env
         .totals()
@@ -128,15 +115,11 @@ fn only_a_period_record_of_the_whole_month_is_billed() {
         &["--no-register"],
         &format!("{part}\n{}", march_with_total_cpu("2.00")),
     );
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "input line 1: period 2024-03: start 2024-03-10T00:00:00+00:00 and end \
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains(
+        "input line 1: period 2024-03: start 2024-03-10T00:00:00+00:00 and end \
              2024-04-01T00:00:00+00:00 are not that whole month in UTC (2024-03-01T00:00:00+00:00 \
-             to 2024-04-01T00:00:00+00:00): only whole months are billed"
-        ),
-        "{}",
-        run.stderr
+             to 2024-04-01T00:00:00+00:00): only whole months are billed",
     );
     assert!(env.posts().is_empty());
 }

@@ -58,7 +58,7 @@ fn a_held_decrease_and_a_failure_are_counted_and_the_last_success_waits_for_a_go
     let file_arg = file.to_str().unwrap();
     let before = jiff::Timestamp::now().as_second() as f64;
     let run = env.run(&["--no-register", "--metrics-file", file_arg], &input());
-    assert_eq!(run.code, 75, "{}", run.stderr);
+    run.assert_code(75);
     let first = scrape(&file);
     assert_eq!(records(&first, "held"), 1.0);
     assert_eq!(records(&first, "failed"), 1.0);
@@ -88,7 +88,7 @@ fn a_held_decrease_and_a_failure_are_counted_and_the_last_success_waits_for_a_go
 
     // The next cycle: hpc_alloc2 is stored, the decrease is still held (exit 3, a success).
     let run = env.run(&["--no-register", "--metrics-file", file_arg], &input());
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    run.assert_code(3);
     let second = scrape(&file);
     // Counters add up over the runs.
     assert_eq!(records(&second, "held"), 2.0);

@@ -74,6 +74,14 @@ fn stream(site_zone: &str, made_at: &str, cpu: &[(&str, &str)]) -> String {
         .collect()
 }
 
+/// One reporting cycle of a site in `site_zone` at `now`: its stream of hpc_alloc1's `cpu`
+/// totals, pushed with `--now now --no-register` under a config in that zone.
+fn cycle(env: &Env, site_zone: &str, now: &str, cpu: &[(&str, &str)]) -> Run {
+    let config = env.config_in_zone(site_zone);
+    let input = stream(site_zone, now, cpu);
+    env.run_with(&config, &["--now", now, "--no-register"], &input)
+}
+
 /// Every stored total of hpc_alloc1 and hpc_alloc2 as `(billing_period, backend, cpu)`.
 fn cpu_by_month(env: &Env) -> Vec<(String, String, String)> {
     let mut v: Vec<_> = env
@@ -99,14 +107,13 @@ fn tallinn_at_half_past_midnight_sends_the_old_month_and_holds_the_new_one() {
         "UTC",
         &[("2024-03-01", "hpc_alloc1", "cpu", "1.00")],
     ));
-    let config = env.config_in_zone("Europe/Tallinn");
-    let input = stream(
+    let run = cycle(
+        &env,
         "Europe/Tallinn",
         now,
         &[("2024-03", "2.00"), ("2024-04", "0.10")],
     );
-    let run = env.run_with(&config, &["--now", now, "--no-register"], &input);
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     // March's final total reached March; April's first usage went nowhere (the server would
     // have filed it under March), and no zero of April was guessed into March.
     assert_eq!(
@@ -130,12 +137,7 @@ fn tallinn_at_half_past_midnight_sends_the_old_month_and_holds_the_new_one() {
          2024-04 sent now would be filed under 2024-03; it is sent once Waldur's clock reaches \
          2024-04"
     );
-    assert!(
-        run.stderr
-            .contains("warning: 2024-04: held back, nothing of it is sent: not sent yet"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("warning: 2024-04: held back, nothing of it is sent: not sent yet");
     // March's date is inside March on the server: now less 5 minutes.
     assert_eq!(
         bodies(&env.fake.requests(), "set_usage")[0]["date"],
@@ -155,14 +157,13 @@ fn new_york_on_the_last_evening_holds_the_month_the_server_has_left() {
             ("2024-03-01", "hpc_alloc1", "cpu", "1.00"),
         ],
     ));
-    let config = env.config_in_zone("America/New_York");
-    let input = stream(
+    let run = cycle(
+        &env,
         "America/New_York",
         now,
         &[("2024-02", "5.00"), ("2024-03", "2.00")],
     );
-    let run = env.run_with(&config, &["--now", now, "--no-register"], &input);
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     // Nothing moved: March is not filed under April, February stays, April holds nothing.
     assert_eq!(
         cpu_by_month(&env),
@@ -185,14 +186,10 @@ fn new_york_on_the_last_evening_holds_the_month_the_server_has_left() {
     );
     assert_eq!(outcomes[1].2, "skipped");
     // The usage the site could not send any more is named, with the amounts.
-    assert!(
-        run.stderr.contains(
-            "warning: 2024-03 has ended on Waldur with usage that was never sent: hpc_alloc1 \
+    run.assert_stderr_contains(
+        "warning: 2024-03 has ended on Waldur with usage that was never sent: hpc_alloc1 \
              cpu 2.00 (Waldur 1.00); load it with a staff token: waldur-usage-backfill \
-             --start-date 2024-03-01 --end-date 2024-03-31"
-        ),
-        "{}",
-        run.stderr
+             --start-date 2024-03-01 --end-date 2024-03-31",
     );
 }
 
@@ -201,14 +198,13 @@ fn auckland_holds_the_new_month_until_the_server_reaches_it() {
     // 12:00 on April 1st in Auckland (NZDT, UTC+13) is 23:00 on March 31st in UTC.
     let first = "2024-03-31T23:00:00Z";
     let env = Env::new(setup(first, "UTC", &[]));
-    let config = env.config_in_zone("Pacific/Auckland");
-    let input = stream(
+    let run = cycle(
+        &env,
         "Pacific/Auckland",
         first,
         &[("2024-03", "4.00"), ("2024-04", "0.50")],
     );
-    let run = env.run_with(&config, &["--now", first, "--no-register"], &input);
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     assert_eq!(
         cpu_by_month(&env),
         [
@@ -221,13 +217,13 @@ fn auckland_holds_the_new_month_until_the_server_reaches_it() {
     let later = "2024-04-01T00:02:00Z";
     env.fake.set_now(later);
     env.fake.clear_requests();
-    let input = stream(
+    let run = cycle(
+        &env,
         "Pacific/Auckland",
         later,
         &[("2024-03", "4.00"), ("2024-04", "0.75")],
     );
-    let run = env.run_with(&config, &["--now", later, "--no-register"], &input);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     assert_eq!(
         cpu_by_month(&env),
         [
@@ -257,7 +253,7 @@ fn a_stream_made_before_midnight_and_pushed_after_it_files_nothing_under_the_new
     let input = stream("UTC", made, &[("2024-03", "2.00")]);
     assert!(input.contains("\"closed\":false"), "{input}");
     let run = env.run(&["--now", pushed, "--no-register"], &input);
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     assert_eq!(cpu_by_month(&env), [t3("2024-03-01", "hpc_alloc1", "1.00")]);
     assert!(env.posts().iter().all(|p| !p.path.contains("usage")));
     // With a staff token neither: the total stops at 23:59:50, it is not March's total.
@@ -273,14 +269,10 @@ fn a_stream_made_before_midnight_and_pushed_after_it_files_nothing_under_the_new
         ],
         &input,
     );
-    assert_eq!(run.code, HELD, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "the data of 2024-03 was collected before the month ended, and Waldur is now in \
-             2024-04"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(HELD);
+    run.assert_stderr_contains(
+        "the data of 2024-03 was collected before the month ended, and Waldur is now in \
+             2024-04",
     );
     assert_eq!(cpu_by_month(&env), [t3("2024-03-01", "hpc_alloc1", "1.00")]);
 }
@@ -352,13 +344,9 @@ fn a_backfill_on_a_server_that_ignores_date_is_refused_before_any_write() {
             &september_input(),
         );
         assert_eq!(run.code, UNAVAILABLE, "attempt {attempt}: {}", run.stderr);
-        assert!(
-            run.stderr.contains(
-                "Waldur 7.0.7 files usage under its current month (2024-11) whatever date is \
-                 sent, so 2024-09 cannot be loaded on this server"
-            ),
-            "{}",
-            run.stderr
+        run.assert_stderr_contains(
+            "Waldur 7.0.7 files usage under its current month (2024-11) whatever date is \
+                 sent, so 2024-09 cannot be loaded on this server",
         );
         assert!(env.posts().iter().all(|p| !p.path.contains("usage")));
         assert_eq!(all_months(&env), november_as_seeded(), "attempt {attempt}");
@@ -384,13 +372,9 @@ fn a_backfill_on_a_server_of_unknown_version_is_proven_by_its_first_write_and_un
         ],
         &september_input(),
     );
-    assert_eq!(run.code, UNAVAILABLE, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("did not land in 2024-09")
-            && run.stderr.contains("2024-11 was written back as it was"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(UNAVAILABLE);
+    run.assert_stderr_contains("did not land in 2024-09");
+    run.assert_stderr_contains("2024-11 was written back as it was");
     assert_eq!(all_months(&env), november_as_seeded());
 }
 
@@ -409,7 +393,7 @@ fn a_backfill_on_a_server_that_honours_date_changes_only_the_target_month() {
         ],
         &september_input(),
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let mut expected = vec![
         t4("2024-09-01", "hpc_alloc1", "cpu", "9.00"),
         t4("2024-09-01", "hpc_alloc1", "mem", "90.00"),
@@ -443,21 +427,13 @@ fn a_read_back_mismatch_stops_the_run() {
         ],
         &(september_input() + &november),
     );
-    assert_eq!(run.code, PROTOCOL, "{}", run.stderr);
+    run.assert_code(PROTOCOL);
     // September's cpu was stored 1.00 too high; the run stopped before November.
-    assert!(
-        run.stderr.contains(
-            "read-back: hpc_alloc1 (resource a1100000000000000000000000000001) cpu: sent 9.00, \
-             Waldur holds 10.00 for 2024-09"
-        ),
-        "{}",
-        run.stderr
+    run.assert_stderr_contains(
+        "read-back: hpc_alloc1 (resource a1100000000000000000000000000001) cpu: sent 9.00, \
+             Waldur holds 10.00 for 2024-09",
     );
-    assert!(
-        run.stderr.contains("the run stops after 2024-09"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("the run stops after 2024-09");
     let mut expected = vec![
         t4("2024-09-01", "hpc_alloc1", "cpu", "10.00"),
         t4("2024-09-01", "hpc_alloc1", "mem", "90.00"),

@@ -29,7 +29,7 @@ fn a_held_decrease_is_a_warning_and_exit_3() {
         &["--no-register"],
         &march(&[usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.50")])]),
     );
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     assert!(
         warnings(&run).contains(
             &"2024-03 hpc_alloc1 set_usage (cpu): not sent: decrease: 2.00 -> 1.50".into()
@@ -37,12 +37,8 @@ fn a_held_decrease_is_a_warning_and_exit_3() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains(
-            "waldur-push: warning: 1 result(s) held back, skipped or sent without a user link"
-        ),
-        "{}",
-        run.stderr
+    run.assert_stderr_contains(
+        "waldur-push: warning: 1 result(s) held back, skipped or sent without a user link",
     );
 }
 
@@ -56,7 +52,7 @@ fn a_closed_month_without_staff_is_a_warning_and_exit_3() {
             &[usage("2024-02", "hpc_alloc1", None, &[("cpu", "1.00")])],
         ),
     );
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     assert_eq!(
         warnings(&run)[0],
         "2024-02 has ended on Waldur with usage that was never sent: hpc_alloc1 cpu 1.00 \
@@ -75,7 +71,7 @@ fn an_unknown_account_and_an_erred_resource_are_warnings_and_exit_3() {
             usage("2024-03", "hpc_nobody", None, &[("cpu", "2.00")]),
         ]),
     );
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     let w = warnings(&run);
     assert!(
         w.contains(
@@ -116,7 +112,7 @@ fn a_user_who_is_no_offering_user_is_a_warning_and_exit_3() {
             ),
         ]),
     );
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     assert!(
         warnings(&run).contains(
             &"2024-03: per-user usage of 1 user(s) is sent without a link to a Waldur user, \
@@ -147,14 +143,10 @@ fn a_user_who_is_no_offering_user_is_a_warning_and_exit_3() {
 fn empty_input_sends_nothing_and_fails() {
     let env = Env::new(Setup::small());
     let run = env.run(&["--no-register"], "");
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "waldur-push: error: the input held no complete period (no period_end record): \
-             nothing was sent"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains(
+        "waldur-push: error: the input held no complete period (no period_end record): \
+             nothing was sent",
     );
     assert!(env.fake.usages().is_empty());
 }
@@ -165,11 +157,7 @@ fn truncated_input_sends_nothing_of_the_cut_period_and_fails() {
     // The stream ends before the period_end of March.
     let cut = usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.00")]);
     let run = env.run(&["--no-register"], &cut);
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("period 2024-03: not submitted:"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains("period 2024-03: not submitted:");
     assert!(env.fake.usages().is_empty());
 }

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use crate::support::fake_waldur::{PROVIDER_TOKEN, STAFF_TOKEN, Setup};
+use crate::support::fake_waldur::{Fault, FaultKind, PROVIDER_TOKEN, STAFF_TOKEN, Setup};
 use crate::waldur_push_util::*;
 
 fn small_input() -> String {
@@ -33,14 +33,10 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 78, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "waldur_api_url: \"http://waldur.example.com/api/\": plain http would send the API \
-             token unencrypted; use https://"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(78);
+    run.assert_stderr_contains(
+        "waldur_api_url: \"http://waldur.example.com/api/\": plain http would send the API \
+             token unencrypted; use https://",
     );
     assert!(run.stderr.contains("--allow-insecure-http"));
 }
@@ -49,13 +45,9 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
 fn a_token_on_the_command_line_works_but_warns() {
     let env = Env::new(Setup::small());
     let run = env.run(&["--token", PROVIDER_TOKEN], &small_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "the token was given on the command line, where other users can see it with `ps`"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(0);
+    run.assert_stderr_contains(
+        "the token was given on the command line, where other users can see it with `ps`",
     );
     let auth = env.fake.requests()[0].authorization.clone();
     assert_eq!(auth, Some(format!("Token {PROVIDER_TOKEN}")));
@@ -76,13 +68,9 @@ fn a_wrong_token_exits_77_without_showing_it_even_with_debug_logs() {
         ],
         &small_input(),
     );
-    assert_eq!(run.code, 77, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "GET /api/users/me/: HTTP 401 (the token is missing, wrong or expired): Invalid token."
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(77);
+    run.assert_stderr_contains(
+        "GET /api/users/me/: HTTP 401 (the token is missing, wrong or expired): Invalid token.",
     );
     assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
 }
@@ -102,7 +90,7 @@ fn the_systemd_credential_and_the_environment_are_token_sources() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     // The credential comes first: the staff token was used.
     assert_eq!(
         env.fake.requests()[0].authorization,
@@ -137,16 +125,12 @@ fn a_token_in_a_world_readable_config_warns_and_verify_ssl_false_warns_loudly() 
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
-            "{} holds waldur_api_token and is readable by group or others; run `chmod 600` on it",
-            config.display()
-        )),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("verify_ssl is false"), "{}", run.stderr);
+    run.assert_code(0);
+    run.assert_stderr_contains(&format!(
+        "{} holds waldur_api_token and is readable by group or others; run `chmod 600` on it",
+        config.display()
+    ));
+    run.assert_stderr_contains("verify_ssl is false");
 }
 
 /// A one-endpoint OIDC token server: answers every POST with an access token and keeps the
@@ -207,7 +191,7 @@ fn oidc_client_credentials_give_a_bearer_token_fetched_once() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     assert!(!run.stderr.contains("s3cr3t") && !run.stdout.contains("s3cr3t"));
     assert_eq!(
         *seen.lock().unwrap(),
@@ -236,14 +220,9 @@ fn an_identity_provider_that_is_down_is_an_outage_and_a_refusal_is_a_token_error
             .output()
             .unwrap(),
     );
-    assert_eq!(run.code, 75, "{}", run.stderr);
+    run.assert_code(75);
     assert_eq!(seen.lock().unwrap().len(), 2, "one attempt and one retry");
-    assert!(
-        run.stderr
-            .contains(&format!("POST OIDC token endpoint {token_url}: HTTP 503")),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains(&format!("POST OIDC token endpoint {token_url}: HTTP 503"));
     assert!(env.fake.requests().is_empty());
     // 401 from the token endpoint: the client secret is wrong. Not retried, exit 77.
     let env = Env::new(Setup::small());
@@ -257,9 +236,9 @@ fn an_identity_provider_that_is_down_is_an_outage_and_a_refusal_is_a_token_error
             .output()
             .unwrap(),
     );
-    assert_eq!(run.code, 77, "{}", run.stderr);
+    run.assert_code(77);
     assert_eq!(seen.lock().unwrap().len(), 1);
-    assert!(run.stderr.contains("HTTP 401"), "{}", run.stderr);
+    run.assert_stderr_contains("HTTP 401");
     assert!(!run.stderr.contains("s3cr3t"));
 }
 
@@ -289,27 +268,23 @@ fn assert_token_absent(what: &str, text: &str) {
     }
 }
 
+/// The small setup, whose answers to `method` requests on paths containing `path` are an error
+/// `status` quoting the request headers, `times` times.
+fn echoing_headers(method: &str, path: &str, status: u16, times: u32) -> Env {
+    let env = Env::new(Setup::small());
+    env.fake
+        .inject(Fault::new(method, path, FaultKind::EchoHeaders(status)).times(times));
+    env
+}
+
 #[test]
 fn error_bodies_that_echo_the_request_headers_never_show_the_token() {
     // A 400 whose DRF detail quotes the headers, and a 500 debug page listing them: in the
     // result records' reasons (stdout), the warnings and errors (stderr).
     for status in [400, 500] {
-        let env = Env::new(Setup::small());
-        env.fake.inject(
-            crate::support::fake_waldur::Fault::new(
-                "POST",
-                "set_usage/",
-                crate::support::fake_waldur::FaultKind::EchoHeaders(status),
-            )
-            .times(100),
-        );
+        let env = echoing_headers("POST", "set_usage/", status, 100);
         let run = env.run(&["--log-level", "debug"], &small_input());
-        assert_eq!(
-            run.code,
-            if status == 400 { 76 } else { 75 },
-            "{}",
-            run.stderr
-        );
+        run.assert_code(if status == 400 { 76 } else { 75 });
         assert!(
             run.stderr.contains("authorization: Token [redacted]"),
             "the message stays useful, only the key is gone:\n{}",
@@ -328,15 +303,7 @@ fn error_bodies_that_echo_the_request_headers_never_show_the_token() {
 #[test]
 fn check_lines_never_show_a_token_echoed_by_the_server() {
     for status in [400, 500] {
-        let env = Env::new(Setup::small());
-        env.fake.inject(
-            crate::support::fake_waldur::Fault::new(
-                "GET",
-                "",
-                crate::support::fake_waldur::FaultKind::EchoHeaders(status),
-            )
-            .times(1000),
-        );
+        let env = echoing_headers("GET", "", status, 1000);
         let run = env.run(&["--check", "--retries", "0"], "");
         assert_ne!(run.code, 0, "{}", run.stdout);
         assert!(run.stdout.contains("FAIL"), "{}", run.stdout);
@@ -364,12 +331,7 @@ fn a_token_file_that_is_a_device_is_refused_at_once() {
     let (run, took) = run_token_file(&env, "/dev/zero");
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
     assert!(run.code == 77 || run.code == 78, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("the token file /dev/zero is not a regular file"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("the token file /dev/zero is not a regular file");
     assert!(env.fake.requests().is_empty());
 }
 
@@ -384,14 +346,10 @@ fn a_token_file_larger_than_4_kib_is_refused_naming_the_limit() {
     );
     let (run, _) = run_token_file(&env, big.to_str().unwrap());
     assert!(run.code == 77 || run.code == 78, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
-            "the token file {} is larger than 4096 bytes (4 KiB)",
-            big.display()
-        )),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains(&format!(
+        "the token file {} is larger than 4096 bytes (4 KiB)",
+        big.display()
+    ));
     assert!(env.fake.requests().is_empty());
 }
 
@@ -437,13 +395,8 @@ fn a_token_that_is_not_printable_ascii_is_refused_without_echoing_it() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 77, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("WALDUR_API_TOKEN: the token starts with a UTF-8 byte order mark"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(77);
+    run.assert_stderr_contains("WALDUR_API_TOKEN: the token starts with a UTF-8 byte order mark");
 }
 
 #[test]
@@ -468,12 +421,8 @@ fn a_token_file_others_can_write_is_refused_naming_chmod_600() {
     let path = env.dir.join("token-640");
     write_mode(&path, PROVIDER_TOKEN, 0o640);
     let (run, _) = run_token_file(&env, path.to_str().unwrap());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("readable by group or others"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(0);
+    run.assert_stderr_contains("readable by group or others");
 }
 
 /// A "proxy" that accepts connections and records every byte it receives, answering nothing.
@@ -517,7 +466,7 @@ fn a_loopback_waldur_is_never_reached_through_a_proxy() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     assert!(!env.fake.requests().is_empty(), "connected directly");
     std::thread::sleep(std::time::Duration::from_millis(100));
     let received = seen.lock().unwrap().clone();
@@ -542,12 +491,8 @@ fn plain_http_through_a_proxy_to_a_remote_host_is_refused() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 78, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("plain http through the proxy"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(78);
+    run.assert_stderr_contains("plain http through the proxy");
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(seen.lock().unwrap().is_empty());
 }
@@ -613,13 +558,9 @@ fn an_untrusted_certificate_is_not_retried_and_exits_78_naming_the_trust_store()
     let run = env.run_with(&config, &["--retries", "3"], &small_input());
     let _ = server.kill();
     let _ = server.wait();
-    assert_eq!(run.code, 78, "{}", run.stderr);
+    run.assert_code(78);
     assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("GET /api/users/me/: TLS failed: ")
-            && run.stderr.contains("invalid peer certificate")
-            && run.stderr.contains("not trusted by the system trust store"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("GET /api/users/me/: TLS failed: ");
+    run.assert_stderr_contains("invalid peer certificate");
+    run.assert_stderr_contains("not trusted by the system trust store");
 }

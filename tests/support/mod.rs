@@ -7,3 +7,4 @@ pub mod fake_waldur;
 pub mod openapi;
 pub mod pattern;
 pub mod prometheus;
+pub mod rng;

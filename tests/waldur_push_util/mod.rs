@@ -275,6 +275,18 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// Asserts the exit status, showing stderr when it differs.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+    }
+
+    /// Asserts that stderr holds `text`, showing stderr when it does not.
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, text: &str) {
+        assert!(self.stderr.contains(text), "{}", self.stderr);
+    }
+
     /// The tokens of the fake never appear in what the tool printed.
     pub fn assert_no_token(&self) {
         for secret in [PROVIDER_TOKEN, STAFF_TOKEN] {
