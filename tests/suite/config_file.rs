@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::text::assert_contains;
 use assert_cmd::cargo::cargo_bin_cmd;
 
 const CONFIG: i32 = 78;
@@ -54,18 +55,18 @@ fn a_device_or_an_endless_file_is_refused_at_once() {
     let started = Instant::now();
     let (code, err) = load(std::path::Path::new("/dev/zero"));
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains("/dev/zero: is not a regular file; give the path of the YAML config file"),
-        "{err}"
+    assert_contains(
+        &err,
+        "/dev/zero: is not a regular file; give the path of the YAML config file",
     );
     assert!(started.elapsed() < Duration::from_secs(5));
     // A regular file over 1 MiB: refused without parsing it.
     let big = format!("{}\n#{}\n", seed(), "x".repeat(1 << 20));
     let (code, err) = load(&write("big.yaml", &big, 0o600));
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains("is larger than 1024 KiB; a site-agent config is a few KiB"),
-        "{err}"
+    assert_contains(
+        &err,
+        "is larger than 1024 KiB; a site-agent config is a few KiB",
     );
 }
 
@@ -74,22 +75,19 @@ fn a_config_anyone_can_write_is_refused_and_a_group_writable_one_warns() {
     let path = write("open.yaml", &seed(), 0o666);
     let (code, err) = load(&path);
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains(&format!(
+    assert_contains(
+        &err,
+        &format!(
             "{}: anyone can write this file (mode 0666), so anyone could send the usage and \
              the token elsewhere; run: chmod o-w {}",
             path.display(),
             path.display()
-        )),
-        "{err}"
+        ),
     );
     let path = write("group.yaml", &seed(), 0o660);
     let (code, err) = load(&path);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("the file's group can write it (mode 0660)"),
-        "{err}"
-    );
+    assert_contains(&err, "the file's group can write it (mode 0660)");
 }
 
 #[test]
@@ -106,12 +104,10 @@ fn two_offerings_with_one_name_are_refused() {
     );
     let (code, err) = load(&write("twice.yaml", &twice, 0o600));
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains(
-            "offerings[1].name: \"Example SLURM Offering\" is also the name of offerings[0]; \
-             --offering NAME could not tell them apart, so give each offering its own name"
-        ),
-        "{err}"
+    assert_contains(
+        &err,
+        "offerings[1].name: \"Example SLURM Offering\" is also the name of offerings[0]; \
+             --offering NAME could not tell them apart, so give each offering its own name",
     );
 }
 
@@ -122,9 +118,9 @@ fn deeply_nested_brackets_are_refused_quickly() {
     let started = Instant::now();
     let (code, err) = load(&write("deep.yaml", &text, 0o600));
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains("brackets nested more than 64 deep; a site-agent config never needs that"),
-        "{err}"
+    assert_contains(
+        &err,
+        "brackets nested more than 64 deep; a site-agent config never needs that",
     );
     assert!(
         started.elapsed() < Duration::from_secs(3),

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::e2e::cluster::{self, HOW_TO_START};
 use crate::e2e::pipeline::{Scratch, bin, write_config};
 use crate::support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, Setup};
+use crate::support::text::{assert_contains, assert_lacks};
 
 /// The issue's bound: a diagnose that needs longer than this has waited on something.
 const QUICK: Duration = Duration::from_secs(10);
@@ -83,7 +84,7 @@ fn diagnose_with_cluster_name_is_quick_and_names_slurmdbd_only_when_it_is_down()
     let dir = Scratch::new("diagnose");
     let config = write_config(&dir.0, &fake.base_url(), &Setup::small().offering.uuid);
     let yaml = std::fs::read_to_string(&config).unwrap();
-    assert!(yaml.contains("cluster_name: ci"), "{yaml}");
+    assert_contains(&yaml, "cluster_name: ci");
 
     // Everything up: READY, well inside the bound (a prompting sacctmgr would take the 60 s
     // command timeout).
@@ -97,12 +98,10 @@ fn diagnose_with_cluster_name_is_quick_and_names_slurmdbd_only_when_it_is_down()
     assert!(verdict(&out).contains("READY"), "{shown}");
     assert!(took < QUICK, "diagnose took {took:?}: {shown}");
     // The account tree of slurm-dev-cluster: two allocations and the two accounts above them.
-    assert!(
-        shown.contains(
-            "[ ok ] accounts: 4 accounts start with \"hpc_\": hpc_alloc1, hpc_alloc2, \
-             hpc_customer1, hpc_project1"
-        ),
-        "{shown}"
+    assert_contains(
+        &shown,
+        "[ ok ] accounts: 4 accounts start with \"hpc_\": hpc_alloc1, hpc_alloc2, \
+             hpc_customer1, hpc_project1",
     );
 
     // slurmdbd stopped: exit 69 (unavailable), the verdict names slurmdbd and how to start it,
@@ -119,17 +118,11 @@ fn diagnose_with_cluster_name_is_quick_and_names_slurmdbd_only_when_it_is_down()
     assert!(took < QUICK, "diagnose took {took:?}: {shown}");
     let verdict = verdict(&out);
     assert!(verdict.contains("NOT READY"), "{shown}");
-    assert!(
-        verdict.contains("start slurmdbd (systemctl start slurmdbd)"),
-        "{verdict}"
+    assert_contains(&verdict, "start slurmdbd (systemctl start slurmdbd)");
+    assert_lacks(&verdict, "slurmctld");
+    assert_contains(
+        &shown,
+        "[ ok ] slurmctld: answers (scontrol ping: Slurmctld(primary) at ",
     );
-    assert!(!verdict.contains("slurmctld"), "{verdict}");
-    assert!(
-        shown.contains("[ ok ] slurmctld: answers (scontrol ping: Slurmctld(primary) at "),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("[FAIL] slurmdbd: does not answer (sacctmgr: "),
-        "{shown}"
-    );
+    assert_contains(&shown, "[FAIL] slurmdbd: does not answer (sacctmgr: ");
 }

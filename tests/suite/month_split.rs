@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use crate::support::text::assert_contains;
 use assert_cmd::cargo::cargo_bin_cmd;
 
 /// Run month-split with `args` (logs off); return (exit code, stdout, stderr).
@@ -533,9 +534,9 @@ fn instants_and_months_outside_1970_to_9998_are_refused_saying_so() {
         "1",
     ]);
     assert_eq!(code, 64);
-    assert!(
-        err.contains(&format!("\"1969-12\" {}", range.replace("{}", "1969"))),
-        "{err}"
+    assert_contains(
+        &err,
+        &format!("\"1969-12\" {}", range.replace("{}", "1969")),
     );
     // slurm-usage reads --now the same way.
     let out = cargo_bin_cmd!("slurm-usage")
@@ -551,10 +552,7 @@ fn instants_and_months_outside_1970_to_9998_are_refused_saying_so() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{err}");
-    assert!(
-        err.contains("--now \"0000-01-01T00:00:00Z\" lies in the year 0"),
-        "{err}"
-    );
+    assert_contains(&err, "--now \"0000-01-01T00:00:00Z\" lies in the year 0");
     let out = cargo_bin_cmd!("slurm-usage")
         .args(["--period", "9999-01", "--input", "/dev/null"])
         .output()

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::support::text::assert_contains;
 use assert_cmd::Command;
 use serde_json::Value;
 
@@ -510,12 +511,10 @@ JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES
     assert_eq!(out.status.code(), Some(65));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(
-            "sacct output line 3: ElapsedRaw \"ten\" is not a duration (expected whole seconds): \
-             \"2|hpc_a|bob|COMPLETED|ten|cpu=2|cpu=2\""
-        ),
-        "{err}"
+    assert_contains(
+        &err,
+        "sacct output line 3: ElapsedRaw \"ten\" is not a duration (expected whole seconds): \
+             \"2|hpc_a|bob|COMPLETED|ten|cpu=2|cpu=2\"",
     );
     let out = cmd()
         .args(["--period", "2024-03", "--skip-bad-lines", "--input", p])
@@ -523,9 +522,9 @@ JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("warning: period 2024-03: skipping sacct output line 3"),
-        "{err}"
+    assert_contains(
+        &err,
+        "warning: period 2024-03: skipping sacct output line 3",
     );
     let recs: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
@@ -724,7 +723,10 @@ fn start_and_end_take_a_whole_month_as_month_split_does() {
     assert_eq!(split.status.code(), Some(0), "{split:?}");
     let period = String::from_utf8(split.stdout).unwrap();
     assert_eq!(by_month.lines().next(), period.lines().next());
-    assert!(period.contains(r#""period":"2024-03","start":"2024-03-01T00:00:00+00:00","end":"2024-04-01T00:00:00+00:00""#), "{period}");
+    assert_contains(
+        &period,
+        r#""period":"2024-03","start":"2024-03-01T00:00:00+00:00","end":"2024-04-01T00:00:00+00:00""#,
+    );
     // A month range still covers its months: two here, which one saved dump cannot hold.
     let out = cmd()
         .args([

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use crate::support::text::assert_contains;
 use assert_cmd::cargo::cargo_bin_cmd;
 
 fn fixture(name: &str) -> String {
@@ -798,11 +799,9 @@ fn a_record_naming_a_month_that_does_not_exist_is_refused_with_its_line() {
         let (code, out, err) = convert_with(&fixture("seed.yaml"), &input);
         assert_eq!(code, 65, "{err}");
         assert!(out.is_empty(), "{out}");
-        assert!(
-            err.contains(&format!(
-                "input line 1: {bad:?} is not a month; write it as YYYY-MM, e.g. 2024-03"
-            )),
-            "{err}"
+        assert_contains(
+            &err,
+            &format!("input line 1: {bad:?} is not a month; write it as YYYY-MM, e.g. 2024-03"),
         );
     }
 }

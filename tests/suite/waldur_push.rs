@@ -6,6 +6,7 @@
 use crate::support::fake_waldur::{
     STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage, det_uuid, tags,
 };
+use crate::support::text::{assert_contains, assert_lacks};
 use crate::waldur_push_util::*;
 use serde_json::{Value, json};
 
@@ -729,11 +730,7 @@ fn check_passes_against_a_server_with_a_true_clock() {
     let env = Env::new(setup);
     let run = env.run(&["--check"], "");
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("ok   clock: ours is "),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "ok   clock: ours is ");
 }
 
 #[test]
@@ -769,7 +766,7 @@ fn a_clock_with_nanoseconds_still_gives_dates_waldur_accepts() {
     let env = Env::new(Setup::small());
     let run = env.run(&["--now", "2024-03-20T12:00:00.123456789Z"], &march_input());
     run.assert_code(0);
-    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    assert_lacks(&run.stderr, "warning");
     let reqs = env.fake.requests();
     assert_eq!(bodies(&reqs, "set_usage")[0]["date"], json!(MARCH_DATE));
     assert_eq!(
@@ -859,7 +856,7 @@ fn pages_that_add_up_zero_fill_as_usual() {
     let env = Env::new(tied_rows(false));
     let run = env.run(&["--no-register"], &first_account_changes());
     run.assert_code(0);
-    assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
+    assert_lacks(&run.stderr, "warning:");
     assert_eq!(bodies(&env.fake.requests(), "set_usage").len(), 1);
     assert_eq!(
         run.summary("2024-03"),
@@ -886,7 +883,7 @@ fn a_read_back_whose_pages_overlap_is_read_again_and_never_called_a_misfiling() 
         .collect();
     let run = env.run(&["--no-register"], &period("2024-03", &lines));
     run.assert_code(75);
-    assert!(!run.stderr.contains("read-back: "), "{}", run.stderr);
+    assert_lacks(&run.stderr, "read-back: ");
     assert_eq!(
         run.stderr
             .matches("the read-back listing did not add up")

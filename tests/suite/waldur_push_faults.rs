@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::support::fake_waldur::{Fault, FaultKind, Setup};
+use crate::support::text::assert_lacks;
 use crate::waldur_push_util::*;
 use serde_json::Value;
 
@@ -367,8 +368,8 @@ fn the_identity_post_is_sent_once_and_a_404_page_is_one_line() {
         "{}",
         lines[0]
     );
-    assert!(!run.stderr.contains("<"), "{}", run.stderr);
-    assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
+    assert_lacks(&run.stderr, "<");
+    assert_lacks(&run.stderr, "WARN");
 }
 
 #[test]

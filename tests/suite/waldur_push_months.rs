@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::support::fake_waldur::{Setup, StoredUsage, det_uuid};
+use crate::support::text::assert_contains;
 use crate::waldur_push_util::*;
 
 /// Exit status when something was held back or skipped and nothing failed.
@@ -82,6 +83,18 @@ fn cycle(env: &Env, site_zone: &str, now: &str, cpu: &[(&str, &str)]) -> Run {
     env.run_with(&config, &["--now", now, "--no-register"], &input)
 }
 
+/// A fake on UTC at `now`, with the stored totals of [`setup`].
+fn utc_fake(now: &str, stored: &[(&str, &str, &str, &str)]) -> Env {
+    Env::new(setup(now, "UTC", stored))
+}
+
+/// Asserts every stored cpu total as `(billing_period, backend, cpu)`.
+#[track_caller]
+fn assert_cpu(env: &Env, expected: &[(&str, &str, &str)]) {
+    let expected: Vec<_> = expected.iter().map(|(a, b, c)| t3(a, b, c)).collect();
+    assert_eq!(cpu_by_month(env), expected);
+}
+
 /// Every stored total of hpc_alloc1 and hpc_alloc2 as `(billing_period, backend, cpu)`.
 fn cpu_by_month(env: &Env) -> Vec<(String, String, String)> {
     let mut v: Vec<_> = env
@@ -102,11 +115,7 @@ fn t3(a: &str, b: &str, c: &str) -> (String, String, String) {
 fn tallinn_at_half_past_midnight_sends_the_old_month_and_holds_the_new_one() {
     // 00:30 on April 1st in Tallinn (UTC+3) is 21:30 on March 31st on a UTC server.
     let now = "2024-03-31T21:30:00Z";
-    let env = Env::new(setup(
-        now,
-        "UTC",
-        &[("2024-03-01", "hpc_alloc1", "cpu", "1.00")],
-    ));
+    let env = utc_fake(now, &[("2024-03-01", "hpc_alloc1", "cpu", "1.00")]);
     let run = cycle(
         &env,
         "Europe/Tallinn",
@@ -116,12 +125,12 @@ fn tallinn_at_half_past_midnight_sends_the_old_month_and_holds_the_new_one() {
     run.assert_code(HELD);
     // March's final total reached March; April's first usage went nowhere (the server would
     // have filed it under March), and no zero of April was guessed into March.
-    assert_eq!(
-        cpu_by_month(&env),
-        [
-            t3("2024-03-01", "hpc_alloc1", "2.00"),
-            t3("2024-03-01", "hpc_alloc2", "0.00"),
-        ]
+    assert_cpu(
+        &env,
+        &[
+            ("2024-03-01", "hpc_alloc1", "2.00"),
+            ("2024-03-01", "hpc_alloc2", "0.00"),
+        ],
     );
     let april: Vec<_> = run
         .results()
@@ -149,14 +158,13 @@ fn tallinn_at_half_past_midnight_sends_the_old_month_and_holds_the_new_one() {
 fn new_york_on_the_last_evening_holds_the_month_the_server_has_left() {
     // 21:00 on March 31st in New York (UTC-4) is 01:00 on April 1st on a UTC server.
     let now = "2024-04-01T01:00:00Z";
-    let env = Env::new(setup(
+    let env = utc_fake(
         now,
-        "UTC",
         &[
             ("2024-02-01", "hpc_alloc1", "cpu", "5.00"),
             ("2024-03-01", "hpc_alloc1", "cpu", "1.00"),
         ],
-    ));
+    );
     let run = cycle(
         &env,
         "America/New_York",
@@ -165,12 +173,12 @@ fn new_york_on_the_last_evening_holds_the_month_the_server_has_left() {
     );
     run.assert_code(HELD);
     // Nothing moved: March is not filed under April, February stays, April holds nothing.
-    assert_eq!(
-        cpu_by_month(&env),
-        [
-            t3("2024-02-01", "hpc_alloc1", "5.00"),
-            t3("2024-03-01", "hpc_alloc1", "1.00"),
-        ]
+    assert_cpu(
+        &env,
+        &[
+            ("2024-02-01", "hpc_alloc1", "5.00"),
+            ("2024-03-01", "hpc_alloc1", "1.00"),
+        ],
     );
     assert!(env.posts().iter().all(|p| !p.path.contains("usage")));
     let outcomes = run.outcomes();
@@ -197,7 +205,7 @@ fn new_york_on_the_last_evening_holds_the_month_the_server_has_left() {
 fn auckland_holds_the_new_month_until_the_server_reaches_it() {
     // 12:00 on April 1st in Auckland (NZDT, UTC+13) is 23:00 on March 31st in UTC.
     let first = "2024-03-31T23:00:00Z";
-    let env = Env::new(setup(first, "UTC", &[]));
+    let env = utc_fake(first, &[]);
     let run = cycle(
         &env,
         "Pacific/Auckland",
@@ -205,12 +213,12 @@ fn auckland_holds_the_new_month_until_the_server_reaches_it() {
         &[("2024-03", "4.00"), ("2024-04", "0.50")],
     );
     run.assert_code(HELD);
-    assert_eq!(
-        cpu_by_month(&env),
-        [
-            t3("2024-03-01", "hpc_alloc1", "4.00"),
-            t3("2024-03-01", "hpc_alloc2", "0.00"),
-        ]
+    assert_cpu(
+        &env,
+        &[
+            ("2024-03-01", "hpc_alloc1", "4.00"),
+            ("2024-03-01", "hpc_alloc2", "0.00"),
+        ],
     );
     // 13:02 in Auckland: the server has reached April. April is sent, dated inside April on
     // the server; March is complete in Waldur and stays as it is.
@@ -224,14 +232,14 @@ fn auckland_holds_the_new_month_until_the_server_reaches_it() {
         &[("2024-03", "4.00"), ("2024-04", "0.75")],
     );
     run.assert_code(0);
-    assert_eq!(
-        cpu_by_month(&env),
-        [
-            t3("2024-03-01", "hpc_alloc1", "4.00"),
-            t3("2024-03-01", "hpc_alloc2", "0.00"),
-            t3("2024-04-01", "hpc_alloc1", "0.75"),
-            t3("2024-04-01", "hpc_alloc2", "0.00"),
-        ]
+    assert_cpu(
+        &env,
+        &[
+            ("2024-03-01", "hpc_alloc1", "4.00"),
+            ("2024-03-01", "hpc_alloc2", "0.00"),
+            ("2024-04-01", "hpc_alloc1", "0.75"),
+            ("2024-04-01", "hpc_alloc2", "0.00"),
+        ],
     );
     // 00:02 less the 5-minute margin would be March 31st: the date is clamped to April 1st.
     assert!(
@@ -245,16 +253,12 @@ fn auckland_holds_the_new_month_until_the_server_reaches_it() {
 fn a_stream_made_before_midnight_and_pushed_after_it_files_nothing_under_the_new_month() {
     let made = "2024-03-31T23:59:50Z";
     let pushed = "2024-04-01T00:00:20Z";
-    let env = Env::new(setup(
-        pushed,
-        "UTC",
-        &[("2024-03-01", "hpc_alloc1", "cpu", "1.00")],
-    ));
+    let env = utc_fake(pushed, &[("2024-03-01", "hpc_alloc1", "cpu", "1.00")]);
     let input = stream("UTC", made, &[("2024-03", "2.00")]);
-    assert!(input.contains("\"closed\":false"), "{input}");
+    assert_contains(&input, "\"closed\":false");
     let run = env.run(&["--now", pushed, "--no-register"], &input);
     run.assert_code(HELD);
-    assert_eq!(cpu_by_month(&env), [t3("2024-03-01", "hpc_alloc1", "1.00")]);
+    assert_cpu(&env, &[("2024-03-01", "hpc_alloc1", "1.00")]);
     assert!(env.posts().iter().all(|p| !p.path.contains("usage")));
     // With a staff token neither: the total stops at 23:59:50, it is not March's total.
     let staff = env.staff_token.to_str().unwrap().to_string();
@@ -274,7 +278,7 @@ fn a_stream_made_before_midnight_and_pushed_after_it_files_nothing_under_the_new
         "the data of 2024-03 was collected before the month ended, and Waldur is now in \
              2024-04",
     );
-    assert_eq!(cpu_by_month(&env), [t3("2024-03-01", "hpc_alloc1", "1.00")]);
+    assert_cpu(&env, &[("2024-03-01", "hpc_alloc1", "1.00")]);
 }
 
 /// A staff backfill of September 2024 on a server whose clock is in November.

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use crate::support::fake_waldur::{Fault, FaultKind, PROVIDER_TOKEN, STAFF_TOKEN, Setup};
+use crate::support::text::{assert_contains, assert_lacks};
 use crate::waldur_push_util::*;
 
 fn small_input() -> String {
@@ -306,7 +307,7 @@ fn check_lines_never_show_a_token_echoed_by_the_server() {
         let env = echoing_headers("GET", "", status, 1000);
         let run = env.run(&["--check", "--retries", "0"], "");
         assert_ne!(run.code, 0, "{}", run.stdout);
-        assert!(run.stdout.contains("FAIL"), "{}", run.stdout);
+        assert_contains(&run.stdout, "FAIL");
         assert!(
             format!("{}{}", run.stdout, run.stderr).contains("[redacted]"),
             "{}\n{}",
@@ -379,12 +380,8 @@ fn a_token_that_is_not_printable_ascii_is_refused_without_echoing_it() {
             "{name}: {}",
             run.stderr
         );
-        assert!(
-            !run.stderr.contains(&PROVIDER_TOKEN[..20]),
-            "{}",
-            run.stderr
-        );
-        assert!(!run.stderr.contains("900d"), "{}", run.stderr);
+        assert_lacks(&run.stderr, &PROVIDER_TOKEN[..20]);
+        assert_lacks(&run.stderr, "900d");
     }
     assert!(env.fake.requests().is_empty());
     // The same rule for a token from the environment.
@@ -559,7 +556,7 @@ fn an_untrusted_certificate_is_not_retried_and_exits_78_naming_the_trust_store()
     let _ = server.kill();
     let _ = server.wait();
     run.assert_code(78);
-    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
+    assert_lacks(&run.stderr, "retrying");
     run.assert_stderr_contains("GET /api/users/me/: TLS failed: ");
     run.assert_stderr_contains("invalid peer certificate");
     run.assert_stderr_contains("not trusted by the system trust store");

@@ -20,6 +20,7 @@ use crate::support::fake_waldur::{
     FakeWaldur, Fault, FaultKind, PROVIDER_TOKEN, STAFF_TOKEN, Setup,
 };
 use crate::support::prometheus::Exposition;
+use crate::support::text::{assert_contains, assert_lacks};
 
 /// What the fake sacct prints (`--parsable2 --noheader`, the default `--format`:
 /// JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES).
@@ -126,6 +127,24 @@ struct Rig {
 impl Rig {
     fn new(name: &str) -> Rig {
         Rig::with_setup(name, Setup::small())
+    }
+
+    /// A bin dir (`WALDUR_USAGE_BIN_DIR`) with the real tools but `shimmed`, which is a bash
+    /// script `body(real path of shimmed)`.
+    fn bin_with_shim(&self, shimmed: &str, body: impl Fn(&Path) -> String) -> PathBuf {
+        let bin = self.dir.path("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let real_dir = Path::new(env!("CARGO_BIN_EXE_waldur-push"))
+            .parent()
+            .unwrap();
+        for tool in ["month-split", "slurm-usage", "usage-convert", "waldur-push"] {
+            if tool != shimmed {
+                std::os::unix::fs::symlink(real_dir.join(tool), bin.join(tool)).unwrap();
+            }
+        }
+        let script = format!("#!/bin/bash\n{}", body(&real_dir.join(shimmed)));
+        write_executable(&bin.join(shimmed), &script);
+        bin
     }
 
     fn with_setup(name: &str, setup: Setup) -> Rig {
@@ -489,19 +508,12 @@ fn a_stage_killed_mid_stream_submits_nothing() {
     let rig = Rig::new("convert-dies");
     // A bin dir where usage-convert passes on only its first two records and then dies: the
     // period's usage records arrive, its period_end never does.
-    let bin = rig.dir.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real = Path::new(env!("CARGO_BIN_EXE_usage-convert"));
-    for tool in ["month-split", "slurm-usage", "waldur-push"] {
-        std::os::unix::fs::symlink(real.parent().unwrap().join(tool), bin.join(tool)).unwrap();
-    }
-    write_executable(
-        &bin.join("usage-convert"),
-        &format!(
-            "#!/bin/bash\n\"{}\" \"$@\" | head -n 2\necho 'usage-convert: killed' >&2\nkill -KILL $$\n",
+    let bin = rig.bin_with_shim("usage-convert", |real| {
+        format!(
+            "\"{}\" \"$@\" | head -n 2\necho 'usage-convert: killed' >&2\nkill -KILL $$\n",
             real.display()
-        ),
-    );
+        )
+    });
     let mut cmd = rig.report(&[]);
     cmd.env("WALDUR_USAGE_BIN_DIR", &bin);
     let out = run(cmd);
@@ -509,7 +521,7 @@ fn a_stage_killed_mid_stream_submits_nothing() {
     assert_eq!(rig.usage_posts(), 0, "{}", describe(&out));
     assert!(rig.fake.usages().is_empty());
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("usage-convert exited"), "{stderr}");
+    assert_contains(&stderr, "usage-convert exited");
     assert!(
         last_line(&out).contains("cycle FAILED"),
         "{}",
@@ -521,23 +533,14 @@ fn a_stage_killed_mid_stream_submits_nothing() {
 fn waldur_push_options_pass_through_the_report_wrapper() {
     let rig = Rig::new("passthrough");
     // A shim waldur-push that records its argv, then runs the real one.
-    let bin = rig.dir.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real_dir = Path::new(env!("CARGO_BIN_EXE_waldur-push"))
-        .parent()
-        .unwrap();
-    for tool in ["month-split", "slurm-usage", "usage-convert"] {
-        std::os::unix::fs::symlink(real_dir.join(tool), bin.join(tool)).unwrap();
-    }
     let log = rig.dir.path("push-argv.log");
-    write_executable(
-        &bin.join("waldur-push"),
-        &format!(
-            "#!/bin/bash\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+    let bin = rig.bin_with_shim("waldur-push", |real| {
+        format!(
+            "echo \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
             log.display(),
-            real_dir.join("waldur-push").display()
-        ),
-    );
+            real.display()
+        )
+    });
     let mut cmd = rig.report(&[
         "--no-register",
         "--dry-run",
@@ -558,9 +561,9 @@ fn waldur_push_options_pass_through_the_report_wrapper() {
         "{listing}"
     );
     assert_eq!(argv.lines().count(), 1, "{argv}");
-    assert!(
-        argv.contains("--dry-run --no-register --waldur-timezone UTC --concurrency 2"),
-        "{argv}"
+    assert_contains(
+        &argv,
+        "--dry-run --no-register --waldur-timezone UTC --concurrency 2",
     );
     // Dry run and no registration: not a single write reached the fake.
     assert_eq!(rig.usage_posts(), 0);
@@ -756,12 +759,9 @@ fn backfill_on_a_server_that_ignores_date_stops_and_says_not_to_re_run() {
     let out = run(cmd);
     assert_eq!(out.status.code(), Some(69), "{}", describe(&out));
     let stderr = text(&out.stderr);
-    assert!(
-        stderr.contains("Waldur 7.0.7 files usage under its current month"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("Do not re-run"), "{stderr}");
-    assert!(!stderr.contains("Re-run the failed months"), "{stderr}");
+    assert_contains(&stderr, "Waldur 7.0.7 files usage under its current month");
+    assert_contains(&stderr, "Do not re-run");
+    assert_lacks(&stderr, "Re-run the failed months");
     let last = last_line(&out);
     assert!(
         last.contains("0 loaded") && last.contains("not attempted: 2024-02"),
@@ -806,23 +806,14 @@ fn a_cycle_by_hand_finds_the_token_where_the_readme_puts_it() {
 fn backfill_token_on_the_command_line_warns_and_never_reaches_argv() {
     let rig = Rig::new("backfill-argv");
     // A shim waldur-push that records its argv and the mode of the token file it was given.
-    let bin = rig.dir.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real_dir = Path::new(env!("CARGO_BIN_EXE_waldur-push"))
-        .parent()
-        .unwrap();
-    for tool in ["month-split", "slurm-usage", "usage-convert"] {
-        std::os::unix::fs::symlink(real_dir.join(tool), bin.join(tool)).unwrap();
-    }
     let log = rig.dir.path("push-argv.log");
-    write_executable(
-        &bin.join("waldur-push"),
-        &format!(
-            "#!/bin/bash\necho \"$*\" >> '{log}'\nprev=\nfor a in \"$@\"; do\n  if [ \"$prev\" = --token-file ]; then stat -c 'mode %a' \"$a\" >> '{log}'; fi\n  prev=$a\ndone\nexec '{real}' \"$@\"\n",
+    let bin = rig.bin_with_shim("waldur-push", |real| {
+        format!(
+            "echo \"$*\" >> '{log}'\nprev=\nfor a in \"$@\"; do\n  if [ \"$prev\" = --token-file ]; then stat -c 'mode %a' \"$a\" >> '{log}'; fi\n  prev=$a\ndone\nexec '{real}' \"$@\"\n",
             log = log.display(),
-            real = real_dir.join("waldur-push").display()
-        ),
-    );
+            real = real.display()
+        )
+    });
     let mut cmd = rig.wrapper("waldur-usage-backfill");
     cmd.args(["-c", rig.dir.path("config.yaml").to_str().unwrap()])
         .args(["-o", &rig.setup.offering.uuid])
@@ -835,10 +826,8 @@ fn backfill_token_on_the_command_line_warns_and_never_reaches_argv() {
     assert!(stderr.contains("(ps)"), "warns about ps: {stderr}");
     let argv = std::fs::read_to_string(&log).unwrap();
     assert!(!argv.contains(STAFF_TOKEN), "token on argv: {argv}");
-    assert!(
-        argv.contains("--staff") && argv.contains("mode 600"),
-        "{argv}"
-    );
+    assert_contains(&argv, "--staff");
+    assert_contains(&argv, "mode 600");
     assert_eq!(rig.usages("2024-05-01"), expected_usages());
     // The private token file is gone afterwards.
     let leftovers: Vec<_> = std::fs::read_dir(rig.dir.path("tmp")).unwrap().collect();
@@ -862,17 +851,18 @@ fn backfill_with_a_non_staff_token_stops_after_the_first_month() {
     // user gave --user-token-file, never --staff or --token-file.
     let stderr = text(&out.stderr);
     let last = last_line(&out);
+    assert_contains(
+        &last,
+        &format!("the token from --user-token-file {}", token_file.display()),
+    );
+    assert_contains(&last, "is not staff");
     assert!(
-        last.contains(&format!(
-            "the token from --user-token-file {}",
-            token_file.display()
-        )) && last.contains("is not staff")
-            && last.ends_with("give a staff user's token with --user-token-file FILE"),
+        last.ends_with("give a staff user's token with --user-token-file FILE"),
         "{last}"
     );
-    assert!(!stderr.contains("Processing month"), "{stderr}");
-    assert!(!stderr.contains("--staff"), "{stderr}");
-    assert!(!stderr.contains("--token-file"), "{stderr}");
+    assert_lacks(&stderr, "Processing month");
+    assert_lacks(&stderr, "--staff");
+    assert_lacks(&stderr, "--token-file");
 }
 
 #[test]
@@ -891,7 +881,7 @@ fn a_refused_token_fails_the_cycle_in_one_line_without_broken_pipe_echoes() {
     // That is an echo of the one failure, not a second one: nothing says "Broken pipe", and
     // the summary names only waldur-push.
     assert!(!stderr.to_lowercase().contains("broken pipe"), "{stderr}");
-    assert!(!stderr.contains("exited 74"), "{stderr}");
+    assert_lacks(&stderr, "exited 74");
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
     let failed: Vec<&str> = stderr
         .lines()
@@ -949,8 +939,8 @@ fn diagnose_says_ready_or_names_what_to_fix() {
     let out = run(cmd);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", describe(&out));
-    assert!(stdout.contains("READY"), "{stdout}");
-    assert!(!stdout.contains("NOT READY"), "{stdout}");
+    assert_contains(&stdout, "READY");
+    assert_lacks(&stdout, "NOT READY");
     assert_eq!(rig.usage_posts(), 0, "diagnose submits nothing");
 
     // A token Waldur does not know: the verdict names the Waldur check and the fix, and the
@@ -964,8 +954,8 @@ fn diagnose_says_ready_or_names_what_to_fix() {
     let out = run(cmd);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(77), "{}", describe(&out));
-    assert!(stdout.contains("NOT READY: 1 problem(s)"), "{stdout}");
-    assert!(stdout.contains("the token was refused"), "{stdout}");
+    assert_contains(&stdout, "NOT READY: 1 problem(s)");
+    assert_contains(&stdout, "the token was refused");
     assert!(!stdout.contains("0000000000000000000000000000000000000bad"));
 }
 
@@ -1281,7 +1271,7 @@ fn the_audit_wrapper_finds_a_fresh_push_ok_and_an_unreported_month_missing() {
     let missing = records.iter().filter(|r| r["status"] == "missing").count();
     assert_eq!(missing, 12, "{lines}");
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("auditing {previous}")), "{err}");
+    assert_contains(&err, &format!("auditing {previous}"));
     assert!(
         last_line(&out).contains("differences in 1 of 1 offerings"),
         "{}",

@@ -8,3 +8,4 @@ pub mod openapi;
 pub mod pattern;
 pub mod prometheus;
 pub mod rng;
+pub mod text;

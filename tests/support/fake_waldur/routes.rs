@@ -544,11 +544,36 @@ fn resources(state: &State, ctx: &Ctx) -> Response {
     paginate(ctx, items, |r| render::resource(&ctx.origin, state, r))
 }
 
+/// The query filters the usage and the user-usage listings share.
+struct UsageFilter<'c> {
+    offering: Option<Vec<String>>,
+    resource: Option<String>,
+    period: Option<String>,
+    ty: Option<&'c str>,
+}
+
+impl<'c> UsageFilter<'c> {
+    /// Reads them from the query; the billing period is named `period_param`.
+    fn read(ctx: &'c Ctx, period_param: &str) -> Result<UsageFilter<'c>, Response> {
+        Ok(UsageFilter {
+            resource: uuid_filter(ctx, "resource_uuid")?,
+            offering: uuid_list_filter(ctx, "offering_uuid")?,
+            period: date_filter(ctx, period_param)?,
+            ty: ctx.q("type").filter(|s| !s.is_empty()),
+        })
+    }
+
+    /// Whether a stored row of this resource, month and component passes them.
+    fn keeps(&self, state: &State, resource_uuid: &str, period: &str, component: &str) -> bool {
+        offering_matches(state, &self.offering)
+            && self.resource.as_ref().is_none_or(|r| r == resource_uuid)
+            && self.period.as_ref().is_none_or(|p| p == period)
+            && self.ty.is_none_or(|t| t == component)
+    }
+}
+
 fn usages(state: &mut State, ctx: &Ctx) -> Response {
-    let resource = try_filter!(uuid_filter(ctx, "resource_uuid"));
-    let offering = try_filter!(uuid_list_filter(ctx, "offering_uuid"));
-    let period = try_filter!(date_filter(ctx, "billing_period"));
-    let ty = ctx.q("type").filter(|s| !s.is_empty());
+    let filter = try_filter!(UsageFilter::read(ctx, "billing_period"));
     // Default ordering `-date, component.type` (§1.5), cached by the state; its ties may
     // break differently per request (`Setup::unstable_usage_order`).
     let order = state.listing_usage_order();
@@ -556,47 +581,38 @@ fn usages(state: &mut State, ctx: &Ctx) -> Response {
     let rows: Vec<_> = order
         .iter()
         .map(|&i| &state.usages[i])
-        .filter(|_| offering_matches(state, &offering))
         .filter(|u| {
-            resource
-                .as_ref()
-                .is_none_or(|r| &u.stored.resource_uuid == r)
+            let u = &u.stored;
+            filter.keeps(
+                state,
+                &u.resource_uuid,
+                &u.billing_period,
+                &u.component_type,
+            )
         })
-        .filter(|u| {
-            period
-                .as_ref()
-                .is_none_or(|p| &u.stored.billing_period == p)
-        })
-        .filter(|u| ty.is_none_or(|t| u.stored.component_type == t))
         .collect();
     paginate(ctx, rows, |u| render::usage(state, u))
 }
 
 fn user_usages(state: &mut State, ctx: &Ctx) -> Response {
-    let resource = try_filter!(uuid_filter(ctx, "resource_uuid"));
-    let offering = try_filter!(uuid_list_filter(ctx, "offering_uuid"));
-    let period = try_filter!(date_filter(ctx, "component_usage__billing_period"));
+    let filter = try_filter!(UsageFilter::read(ctx, "component_usage__billing_period"));
     let username = ctx.q("username").filter(|s| !s.is_empty());
-    let ty = ctx.q("type").filter(|s| !s.is_empty());
     // Default ordering `-component_usage.date, component type` (§1.5), cached by the state.
     let order = state.user_usage_order();
     let state = &*state;
     let rows: Vec<_> = order
         .iter()
         .map(|&i| &state.user_usages[i])
-        .filter(|_| offering_matches(state, &offering))
         .filter(|u| {
-            resource
-                .as_ref()
-                .is_none_or(|r| &u.stored.resource_uuid == r)
-        })
-        .filter(|u| {
-            period
-                .as_ref()
-                .is_none_or(|p| &u.stored.billing_period == p)
+            let u = &u.stored;
+            filter.keeps(
+                state,
+                &u.resource_uuid,
+                &u.billing_period,
+                &u.component_type,
+            )
         })
         .filter(|u| username.is_none_or(|n| u.stored.username.contains(n)))
-        .filter(|u| ty.is_none_or(|t| u.stored.component_type == t))
         .collect();
     paginate(ctx, rows, |u| render::user_usage(&ctx.origin, state, u))
 }
