@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::text::assert_contains;
+use crate::support::text::{assert_contains, assert_status};
 use assert_cmd::Command;
 use serde_json::Value;
 
@@ -174,12 +174,7 @@ fn dst_month_windows_in_berlin_and_the_exact_argv_and_tz() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     // March 2024 in Berlin: local midnights; the clocks went forward on the 31st, which the
     // wall-clock strings need not mention because TZ=Europe/Berlin makes sacct read them right.
     assert_eq!(
@@ -309,12 +304,7 @@ fn period_records_on_stdin_and_a_future_period_needs_no_sacct() {
         .write_stdin(input)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     // Only March ran sacct; December starts after now.
     assert_eq!(site.calls(), 1);
     let recs = parse(&out.stdout);
@@ -355,12 +345,7 @@ fn accounts_override_the_prefix_and_reference_mode_changes_the_query() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     assert_eq!(
         site.argv(0),
         vec![
@@ -535,12 +520,7 @@ fn check_reports_versions_cluster_and_accounts() {
     let site = Site::new("");
     check_tools(&site, "ci\\nother\\n");
     let out = site.cmd().arg("--check").output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     let text = String::from_utf8(out.stdout).unwrap();
     assert_contains(&text, "[ ok ] sacct: slurm-wlm 22.05.8 (sacct --version)");
     assert_contains(

@@ -207,33 +207,17 @@ fn an_unchanged_second_run_makes_no_post() {
 fn a_change_submits_only_the_changed_resource_and_the_changed_users() {
     let env = Env::new(Setup::small());
     let both = |a2_cpu: &str, user2_cpu: &str| {
-        period(
+        period_of(
             "2024-03",
             &[
-                usage(
-                    "2024-03",
-                    "hpc_alloc1",
-                    None,
-                    &[("cpu", "5.00"), ("mem", "1.00")],
-                ),
-                usage(
-                    "2024-03",
-                    "hpc_alloc2",
-                    None,
-                    &[("cpu", a2_cpu), ("mem", "2.00")],
-                ),
-                usage(
-                    "2024-03",
+                ("hpc_alloc1", None, &[("cpu", "5.00"), ("mem", "1.00")]),
+                ("hpc_alloc2", None, &[("cpu", a2_cpu), ("mem", "2.00")]),
+                (
                     "hpc_alloc2",
                     Some("hpcuser1"),
                     &[("cpu", "1.00"), ("mem", "2.00")],
                 ),
-                usage(
-                    "2024-03",
-                    "hpc_alloc2",
-                    Some("hpcuser2"),
-                    &[("cpu", user2_cpu)],
-                ),
+                ("hpc_alloc2", Some("hpcuser2"), &[("cpu", user2_cpu)]),
             ],
         )
     };
@@ -294,14 +278,9 @@ fn a_decrease_is_held_back_and_the_rest_of_the_resource_goes_through() {
         ("hpc_alloc2", "gres/gpu", "0.00"),
     ]);
     let env = Env::new(setup);
-    let input = period(
+    let input = period_of(
         "2024-03",
-        &[usage(
-            "2024-03",
-            "hpc_alloc1",
-            None,
-            &[("cpu", "1.54"), ("mem", "6008.00")],
-        )],
+        &[("hpc_alloc1", None, &[("cpu", "1.54"), ("mem", "6008.00")])],
     );
     let run = env.run(&[], &input);
     // Something was held back or skipped, nothing failed: a held decrease is a warning and exit 3.
@@ -424,10 +403,9 @@ fn lists_are_followed_over_three_and_more_pages() {
     let env = Env::new(setup);
     // Only the last resource changes; all others hold 1.00 and are absent from the input, so
     // they need no zeros either.
-    let input = period(
+    let input = period_of(
         "2024-03",
-        &[usage(
-            "2024-03",
+        &[(
             "hpc_alloc_00650",
             None,
             &[("cpu", "2.00"), ("mem", "1.00"), ("gres/gpu", "1.00")],
@@ -483,21 +461,11 @@ fn lists_are_followed_over_three_and_more_pages() {
 }
 
 fn january_input() -> String {
-    period(
+    period_of(
         "2024-01",
         &[
-            usage(
-                "2024-01",
-                "hpc_alloc1",
-                None,
-                &[("cpu", "7.00"), ("mem", "70.00")],
-            ),
-            usage(
-                "2024-01",
-                "hpc_alloc1",
-                Some("hpcuser3"),
-                &[("cpu", "7.00")],
-            ),
+            ("hpc_alloc1", None, &[("cpu", "7.00"), ("mem", "70.00")]),
+            ("hpc_alloc1", Some("hpcuser3"), &[("cpu", "7.00")]),
         ],
     )
 }
@@ -594,11 +562,11 @@ fn erred_resources_and_unknown_accounts_are_skipped_with_reasons() {
         ("hpc_alloc2", "mem", "0.00"),
         ("hpc_alloc2", "gres/gpu", "0.00"),
     ]));
-    let input = period(
+    let input = period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_erred", None, &[("cpu", "1.00")]),
-            usage("2024-03", "HPC_Nobody", None, &[("cpu", "2.00")]),
+            ("hpc_erred", None, &[("cpu", "1.00")]),
+            ("HPC_Nobody", None, &[("cpu", "2.00")]),
         ],
     );
     let run = env.run(&[], &input);
@@ -738,16 +706,11 @@ fn the_user_usage_sum_rule_is_respected_by_sending_totals_first() {
     // Waldur sets a zero parent total to the sum of its user usages; the tool posts totals
     // first, so the stored total is the account total, not the users' sum.
     let env = Env::new(Setup::small());
-    let input = period(
+    let input = period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", "3.00")]),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser1"),
-                &[("cpu", "1.00")],
-            ),
+            ("hpc_alloc1", None, &[("cpu", "3.00")]),
+            ("hpc_alloc1", Some("hpcuser1"), &[("cpu", "1.00")]),
         ],
     );
     assert_eq!(env.run(&[], &input).code, 0);
@@ -796,10 +759,9 @@ fn tied_rows(unstable: bool) -> Setup {
 }
 
 fn first_account_changes() -> String {
-    period(
+    period_of(
         "2024-03",
-        &[usage(
-            "2024-03",
+        &[(
             "hpc_alloc_00001",
             None,
             &[("cpu", "2.00"), ("mem", "1.00"), ("gres/gpu", "1.00")],

@@ -186,24 +186,13 @@ fn one_resource_failing_forever_fails_alone() {
             .with_body(&alloc1)
             .times(1000),
     );
-    let input = period(
+    let input = period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.54")]),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser1"),
-                &[("cpu", "1.54")],
-            ),
-            usage(
-                "2024-03",
-                "hpc_alloc2",
-                None,
-                &[("cpu", "2.25"), ("mem", "7.00")],
-            ),
-            usage(
-                "2024-03",
+            ("hpc_alloc1", None, &[("cpu", "1.54")]),
+            ("hpc_alloc1", Some("hpcuser1"), &[("cpu", "1.54")]),
+            ("hpc_alloc2", None, &[("cpu", "2.25"), ("mem", "7.00")]),
+            (
                 "hpc_alloc2",
                 Some("hpcuser2"),
                 &[("cpu", "2.25"), ("mem", "7.00")],
@@ -300,27 +289,25 @@ fn an_outage_on_every_resource_trips_the_breaker_after_its_limit() {
     );
 }
 
+const IDENTITIES: &str = "marketplace-site-agent-identities";
+
+/// A run on the March input against a fake whose `method` requests to the agent-identity
+/// endpoint answer 503 forever.
+fn identities_answering_503(method: &str) -> (Env, Run) {
+    let env = Env::new(Setup::small());
+    env.fake
+        .inject(Fault::new(method, IDENTITIES, FaultKind::Status(503)).times(1000));
+    let run = env.run(&[], &march_input());
+    (env, run)
+}
+
 #[test]
 fn an_identity_endpoint_down_never_holds_up_usage() {
     // The optional identity calls answer 503 forever: all usage is stored, the exit is 0, the
     // GET is retried at most once and nothing counts towards the breaker.
-    let env = Env::new(Setup::small());
-    env.fake.inject(
-        Fault::new(
-            "GET",
-            "marketplace-site-agent-identities",
-            FaultKind::Status(503),
-        )
-        .times(1000),
-    );
-    let run = env.run(&[], &march_input());
+    let (env, run) = identities_answering_503("GET");
     run.assert_code(0);
-    assert_eq!(
-        env.fake
-            .requests_to("GET", "marketplace-site-agent-identities")
-            .len(),
-        2
-    );
+    assert_eq!(env.fake.requests_to("GET", IDENTITIES).len(), 2);
     run.assert_stderr_contains(
         "registering the agent identity failed (usage is still sent): GET \
              /api/marketplace-site-agent-identities/: HTTP 503: Server Error (503) (HTML page)",
@@ -331,23 +318,9 @@ fn an_identity_endpoint_down_never_holds_up_usage() {
 #[test]
 fn the_identity_post_is_sent_once_and_a_404_page_is_one_line() {
     // POST answers 503: not repeated (a repeat could create a second identity).
-    let env = Env::new(Setup::small());
-    env.fake.inject(
-        Fault::new(
-            "POST",
-            "marketplace-site-agent-identities",
-            FaultKind::Status(503),
-        )
-        .times(1000),
-    );
-    let run = env.run(&[], &march_input());
+    let (env, run) = identities_answering_503("POST");
     run.assert_code(0);
-    assert_eq!(
-        env.fake
-            .requests_to("POST", "marketplace-site-agent-identities")
-            .len(),
-        1
-    );
+    assert_eq!(env.fake.requests_to("POST", IDENTITIES).len(), 1);
     assert_same_as_fault_free(&env);
     // A 7.0.7 without the identity endpoints answers Django's HTML page: one info line, no
     // warning, no page.

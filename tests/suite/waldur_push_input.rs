@@ -10,16 +10,11 @@ const DATAERR: i32 = 65;
 
 /// March for hpc_alloc1 with the total's cpu written as `cpu` and its one user at 1.00.
 fn march_with_total_cpu(cpu: &str) -> String {
-    period(
+    period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", cpu)]),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser1"),
-                &[("cpu", "1.00")],
-            ),
+            ("hpc_alloc1", None, &[("cpu", cpu)]),
+            ("hpc_alloc1", Some("hpcuser1"), &[("cpu", "1.00")]),
         ],
     )
 }
@@ -63,12 +58,11 @@ fn a_user_above_the_account_total_refuses_the_period() {
     assert!(env.posts().is_empty());
     // A user with a component the total does not have is above it too.
     let env = Env::new(Setup::small());
-    let input = period(
+    let input = period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.00")]),
-            usage(
-                "2024-03",
+            ("hpc_alloc1", None, &[("cpu", "1.00")]),
+            (
                 "hpc_alloc1",
                 Some("hpcuser1"),
                 &[("cpu", "1.00"), ("mem", "2.00")],
@@ -87,10 +81,7 @@ fn a_period_that_comes_twice_is_refused_the_second_time() {
     // same account) is refused, and the run says so with exit 65.
     let env = Env::new(Setup::small());
     let first = march_with_total_cpu("2.00");
-    let second = period(
-        "2024-03",
-        &[usage("2024-03", "hpc_alloc1", None, &[("cpu", "0.00")])],
-    );
+    let second = period_of("2024-03", &[("hpc_alloc1", None, &[("cpu", "0.00")])]);
     let run = env.run(&["--no-register"], &(first + &second));
     run.assert_code(DATAERR);
     run.assert_stderr_contains(

@@ -10,11 +10,11 @@ use crate::support::prometheus::Exposition;
 use crate::waldur_push_util::*;
 
 fn input() -> String {
-    period(
+    period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.50")]),
-            usage("2024-03", "hpc_alloc2", None, &[("cpu", "2.25")]),
+            ("hpc_alloc1", None, &[("cpu", "1.50")]),
+            ("hpc_alloc2", None, &[("cpu", "2.25")]),
         ],
     )
 }

@@ -47,10 +47,7 @@ fn a_closed_month_without_staff_is_a_warning_and_exit_3() {
     let env = Env::new(Setup::small());
     let run = env.run(
         &["--no-register"],
-        &period(
-            "2024-02",
-            &[usage("2024-02", "hpc_alloc1", None, &[("cpu", "1.00")])],
-        ),
+        &period_of("2024-02", &[("hpc_alloc1", None, &[("cpu", "1.00")])]),
     );
     run.assert_code(HELD);
     assert_eq!(

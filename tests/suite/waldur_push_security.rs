@@ -11,10 +11,7 @@ use crate::support::text::{assert_contains, assert_lacks};
 use crate::waldur_push_util::*;
 
 fn small_input() -> String {
-    period(
-        "2024-03",
-        &[usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.00")])],
-    )
+    period_of("2024-03", &[("hpc_alloc1", None, &[("cpu", "1.00")])])
 }
 
 fn write_mode(path: &std::path::Path, text: &str, mode: u32) {

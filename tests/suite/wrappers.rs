@@ -353,6 +353,14 @@ fn run(mut cmd: Command) -> Output {
     cmd.output().expect("run wrapper")
 }
 
+/// [`run`], asserting that it succeeded.
+#[track_caller]
+fn run_ok(cmd: Command) -> Output {
+    let out = run(cmd);
+    assert!(out.status.success(), "{}", describe(&out));
+    out
+}
+
 fn describe(output: &Output) -> String {
     format!(
         "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
@@ -431,8 +439,7 @@ fn a_cycle_reports_exact_usage_then_a_second_cycle_changes_nothing() {
 fn results_file_holds_the_result_records_the_summary_counts() {
     let rig = Rig::new("results");
     let results = rig.dir.path("results.jsonl");
-    let out = run(rig.report(&["--results", results.to_str().unwrap()]));
-    assert!(out.status.success(), "{}", describe(&out));
+    let out = run_ok(rig.report(&["--results", results.to_str().unwrap()]));
     let records = std::fs::read_to_string(&results).unwrap();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for line in records.lines() {
@@ -820,8 +827,7 @@ fn backfill_token_on_the_command_line_warns_and_never_reaches_argv() {
         .args(["-s", "2024-05-01", "-e", "2024-05-31"])
         .args(["-t", STAFF_TOKEN])
         .env("WALDUR_USAGE_BIN_DIR", &bin);
-    let out = run(cmd);
-    assert!(out.status.success(), "{}", describe(&out));
+    let out = run_ok(cmd);
     let stderr = text(&out.stderr);
     assert!(stderr.contains("(ps)"), "warns about ps: {stderr}");
     let argv = std::fs::read_to_string(&log).unwrap();
@@ -994,8 +1000,7 @@ fn every_offering_of_the_config_is_reported_and_one_failing_does_not_stop_the_ot
     );
 
     // --offering picks one: only the known offering, and the cycle succeeds.
-    let out = run(rig.report(&["--offering", &rig.setup.offering.uuid]));
-    assert!(out.status.success(), "{}", describe(&out));
+    let out = run_ok(rig.report(&["--offering", &rig.setup.offering.uuid]));
     assert_eq!(rig.sacct_calls().len(), 3);
     assert!(last_line(&out).contains("1 of 1 offerings reported"));
 }
@@ -1039,8 +1044,7 @@ fn two_clusters_on_two_waldur_offerings_are_reported_in_one_cycle() {
             a.setup.offering.name, a.setup.offering.uuid, second.offering.uuid
         )
     );
-    let out = run(a.report(&[]));
-    assert!(out.status.success(), "{}", describe(&out));
+    let out = run_ok(a.report(&[]));
     assert!(
         last_line(&out).contains("2 of 2 offerings reported"),
         "{}",
@@ -1093,8 +1097,7 @@ fn the_token_from_the_environment_reaches_waldur_push_alone() {
     // WALDUR_API_TOKEN comes from the environment file, as on EL8 without credentials. sacct
     // runs below slurm-usage, so what it sees is what slurm-usage was given.
     let rig = Rig::new("token-env");
-    let out = run(rig.report(&[]));
-    assert!(out.status.success(), "{}", describe(&out));
+    run_ok(rig.report(&[]));
     assert_eq!(rig.usages(&current_billing_period()), expected_usages());
     let env = std::fs::read_to_string(rig.dir.path("sacct.env")).expect("sacct ran");
     assert!(
@@ -1111,8 +1114,7 @@ fn the_token_from_the_environment_reaches_waldur_push_alone() {
     std::fs::remove_file(rig.dir.path("sacct.env")).unwrap();
     let mut diagnose = rig.wrapper("waldur-usage-diagnose");
     diagnose.arg("-c").arg(rig.dir.path("config.yaml"));
-    let out = run(diagnose);
-    assert!(out.status.success(), "{}", describe(&out));
+    run_ok(diagnose);
     if let Ok(env) = std::fs::read_to_string(rig.dir.path("sacct.env")) {
         assert!(
             !env.contains(PROVIDER_TOKEN),
@@ -1158,13 +1160,12 @@ fn the_report_wrapper_passes_the_metrics_file_to_waldur_push() {
     std::fs::create_dir_all(prom.parent().unwrap()).unwrap();
     let results = rig.dir.path("results.jsonl");
     // Under the units' UMask=0077, as the service runs it.
-    let out = run(with_umask_077(rig.report(&[
+    run_ok(with_umask_077(rig.report(&[
         "--metrics-file",
         prom.to_str().unwrap(),
         "--results",
         results.to_str().unwrap(),
     ])));
-    assert!(out.status.success(), "{}", describe(&out));
     let mode = std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777;
     assert_eq!(
         mode, 0o644,
@@ -1195,8 +1196,7 @@ fn the_report_wrapper_passes_the_metrics_file_to_waldur_push() {
         .arg(rig.dir.path("config.yaml"))
         .args(["--period", &current_billing_period()[..7]])
         .env("WALDUR_USAGE_METRICS_FILE", &prom);
-    let out = run(audit);
-    assert!(out.status.success(), "{}", describe(&out));
+    run_ok(audit);
     let samples = metric_samples(&prom);
     assert_eq!(samples[&key("waldur_usage_audit_differences", "")], 0.0);
     assert_eq!(
@@ -1209,8 +1209,7 @@ fn the_report_wrapper_passes_the_metrics_file_to_waldur_push() {
 #[test]
 fn the_audit_wrapper_finds_a_fresh_push_ok_and_an_unreported_month_missing() {
     let rig = Rig::new("audit");
-    let out = run(rig.report(&[]));
-    assert!(out.status.success(), "{}", describe(&out));
+    run_ok(rig.report(&[]));
     let posts = rig.usage_posts();
     let month = current_billing_period()[..7].to_string();
 

@@ -372,6 +372,18 @@ pub fn period(period_key: &str, lines: &[String]) -> String {
     text
 }
 
+/// One usage row of [`period_of`]: `(account, user, components)`.
+pub type Row<'a> = (&'a str, Option<&'a str>, &'a [(&'a str, &'a str)]);
+
+/// A whole period of usage records, one a row, then its `period_end`.
+pub fn period_of(period_key: &str, rows: &[Row]) -> String {
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|(account, user, components)| usage(period_key, account, *user, components))
+        .collect();
+    period(period_key, &lines)
+}
+
 /// The POST bodies sent to paths containing `path_contains`.
 pub fn bodies(requests: &[LoggedRequest], path_contains: &str) -> Vec<Value> {
     requests
@@ -393,23 +405,16 @@ pub fn t5(a: &str, b: &str, c: &str, d: &str, e: &str) -> (String, String, Strin
 
 /// The common input: hpc_alloc1 with two users in March (total cpu 1.54 = 1.00 + 0.54).
 pub fn march_input() -> String {
-    period(
+    period_of(
         "2024-03",
         &[
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                None,
-                &[("cpu", "1.54"), ("mem", "6008.00")],
-            ),
-            usage(
-                "2024-03",
+            ("hpc_alloc1", None, &[("cpu", "1.54"), ("mem", "6008.00")]),
+            (
                 "hpc_alloc1",
                 Some("hpcuser1"),
                 &[("cpu", "1.00"), ("mem", "4000.00")],
             ),
-            usage(
-                "2024-03",
+            (
                 "hpc_alloc1",
                 Some("hpcuser2"),
                 &[("cpu", "0.54"), ("mem", "2008.00")],
