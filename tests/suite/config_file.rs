@@ -3,10 +3,9 @@
 //! and says what to do.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::scratch::ScratchFile;
 use crate::support::text::assert_contains;
 use assert_cmd::cargo::cargo_bin_cmd;
 
@@ -20,13 +19,8 @@ fn seed() -> String {
     fs::read_to_string(path).unwrap()
 }
 
-fn write(name: &str, text: &str, mode: u32) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("config-file-test-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    fs::write(&path, text).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-    path
+fn write(name: &str, text: &str, mode: u32) -> ScratchFile {
+    ScratchFile::with_mode("config-file", name, text, mode)
 }
 
 /// usage-convert with this config and no input: (exit code, stderr).
@@ -46,7 +40,7 @@ fn load(path: &std::path::Path) -> (i32, String) {
 
 #[test]
 fn the_seed_config_loads() {
-    let (code, err) = load(&write("ok.yaml", &seed(), 0o600));
+    let (code, err) = load(write("ok.yaml", &seed(), 0o600).path());
     assert_eq!(code, 0, "{err}");
 }
 
@@ -62,7 +56,7 @@ fn a_device_or_an_endless_file_is_refused_at_once() {
     assert!(started.elapsed() < Duration::from_secs(5));
     // A regular file over 1 MiB: refused without parsing it.
     let big = format!("{}\n#{}\n", seed(), "x".repeat(1 << 20));
-    let (code, err) = load(&write("big.yaml", &big, 0o600));
+    let (code, err) = load(write("big.yaml", &big, 0o600).path());
     assert_eq!(code, CONFIG, "{err}");
     assert_contains(
         &err,
@@ -102,7 +96,7 @@ fn two_offerings_with_one_name_are_refused() {
             "11111111111111111111111111111111"
         )
     );
-    let (code, err) = load(&write("twice.yaml", &twice, 0o600));
+    let (code, err) = load(write("twice.yaml", &twice, 0o600).path());
     assert_eq!(code, CONFIG, "{err}");
     assert_contains(
         &err,
@@ -116,7 +110,7 @@ fn deeply_nested_brackets_are_refused_quickly() {
     // 200 KB of `[`: the YAML parser would take tens of seconds over it.
     let text = format!("{}\nextra: {}\n", seed(), "[".repeat(200_000));
     let started = Instant::now();
-    let (code, err) = load(&write("deep.yaml", &text, 0o600));
+    let (code, err) = load(write("deep.yaml", &text, 0o600).path());
     assert_eq!(code, CONFIG, "{err}");
     assert_contains(
         &err,
@@ -134,6 +128,6 @@ fn deeply_nested_brackets_are_refused_quickly() {
         "[".repeat(100),
         "{".repeat(100)
     );
-    let (code, err) = load(&write("fine.yaml", &fine, 0o600));
+    let (code, err) = load(write("fine.yaml", &fine, 0o600).path());
     assert_eq!(code, 0, "{err}");
 }

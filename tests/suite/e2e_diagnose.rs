@@ -15,8 +15,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::e2e::cluster::{self, HOW_TO_START};
-use crate::e2e::pipeline::{Scratch, bin, write_config};
+use crate::e2e::pipeline::{bin, write_config};
 use crate::support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, Setup};
+use crate::support::scratch::Scratch;
 use crate::support::text::{assert_contains, assert_lacks};
 
 /// The bound: a diagnose that needs longer than this has waited on something.
@@ -81,8 +82,8 @@ fn diagnose_with_cluster_name_is_quick_and_names_slurmdbd_only_when_it_is_down()
     }
     let _cluster = cluster::exclusive();
     let fake = FakeWaldur::start(Setup::small());
-    let dir = Scratch::new("diagnose");
-    let config = write_config(&dir.0, &fake.base_url(), &Setup::small().offering.uuid);
+    let dir = Scratch::new("e2e-diagnose");
+    let config = write_config(dir.path(), &fake.base_url(), &Setup::small().offering.uuid);
     let yaml = std::fs::read_to_string(&config).unwrap();
     assert_contains(&yaml, "cluster_name: ci");
 

@@ -14,6 +14,8 @@ use crate::support::fake_waldur::{
 use crate::support::openapi::{Mode, Problem, Spec, example};
 use serde_json::{Value, json};
 
+use crate::support::scratch::Scratch;
+
 // ---------------------------------------------------------------------------------------------
 // A tiny client.
 
@@ -1709,8 +1711,7 @@ fn standalone_runner_prints_its_url_serves_and_logs_without_tokens() {
     if !runner.exists() {
         panic!("{} missing: cargo test builds examples", runner.display());
     }
-    let dir = std::env::temp_dir().join(format!("fake-waldur-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("fake-waldur");
     let log = dir.join("log.jsonl");
     let mut child = std::process::Command::new(&runner)
         .args(["--setup", "small", "--log", log.to_str().unwrap()])
@@ -1750,7 +1751,6 @@ fn standalone_runner_prints_its_url_serves_and_logs_without_tokens() {
         (Some("/api/users/me/"), Some(200), Some("slurm-agent-hpc1"))
     );
     assert!(!text.contains(PROVIDER_TOKEN));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Timing of the fake at the size of the waldur-push request-budget test (1,000 resources,

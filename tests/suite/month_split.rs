@@ -1,10 +1,10 @@
 //! `month-split` run as a binary: exact periods for the time zones and calendar edges that
 //! break naive month arithmetic, and plain usage errors with exit 64.
 
-use std::io::Write;
-
 use crate::support::text::assert_contains;
 use assert_cmd::cargo::cargo_bin_cmd;
+
+use crate::support::scratch::ScratchFile;
 
 /// Run month-split with `args` (logs off); return (exit code, stdout, stderr).
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -338,12 +338,16 @@ fn a_five_year_range_is_sixty_numbered_periods() {
     }
 }
 
-fn config(extra: &str) -> tempfile_like::Path {
-    tempfile_like::write(&format!(
-        "{extra}offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    \
+fn config(extra: &str) -> ScratchFile {
+    ScratchFile::new(
+        "month-split",
+        "config.yaml",
+        &format!(
+            "{extra}offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    \
          waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n    \
          backend_components:\n      cpu: {{ unit_factor: 60000 }}\n"
-    ))
+        ),
+    )
 }
 
 #[test]
@@ -470,39 +474,6 @@ fn help_teaches_with_examples_and_version_works() {
         String::from_utf8(out.stdout).unwrap(),
         format!("month-split {}\n", env!("CARGO_PKG_VERSION"))
     );
-}
-
-/// A tiny temp-file helper (no extra crate): a file under the target temp dir, removed on drop.
-mod tempfile_like {
-    use super::Write;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    pub struct Path(std::path::PathBuf);
-
-    impl Path {
-        pub fn as_str(&self) -> &str {
-            self.0.to_str().unwrap()
-        }
-    }
-
-    impl Drop for Path {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    pub fn write(text: &str) -> Path {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let path = dir.join(format!(
-            "month-split-{}-{}.yaml",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        Path(path)
-    }
 }
 
 #[test]

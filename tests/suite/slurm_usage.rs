@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::support::scratch::ScratchFile;
 use crate::support::text::assert_contains;
 use assert_cmd::Command;
 use serde_json::Value;
@@ -304,12 +305,19 @@ fn a_job_that_never_started_counts_but_uses_nothing() {
     );
 }
 
-fn write_temp(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("slurm-usage-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+fn write_temp(name: &str, text: &str) -> ScratchFile {
+    ScratchFile::new("slurm-usage", name, text)
+}
+
+/// The records of June 2024 from `dump` (`Account|ReqTRES|Elapsed|User` lines, saved as
+/// `name`) with `--compat reference` and `extra` arguments; exit 0.
+fn reference_records(name: &str, dump: &str, extra: &[&str]) -> Vec<Value> {
+    let path = write_temp(name, dump);
+    let mut args = vec!["--period", "2024-06", "--compat", "reference"];
+    args.extend_from_slice(extra);
+    args.extend(["--fields", "Account,ReqTRES,Elapsed,User"]);
+    args.extend(["--input", path.to_str().unwrap()]);
+    records(&args, 0)
 }
 
 #[test]
@@ -322,20 +330,7 @@ e2e_project|cpu=64,mem=256000M,node=1|10:00:00|e2euser1
 e2e_project|cpu=64,mem=256000M,node=1|20:00:00|e2euser2
 e2e_project|cpu=64,mem=256000M,node=1|1-06:00:00|e2euser3
 ";
-    let path = write_temp("e3.txt", dump);
-    let recs = records(
-        &[
-            "--period",
-            "2024-06",
-            "--compat",
-            "reference",
-            "--fields",
-            "Account,ReqTRES,Elapsed,User",
-            "--input",
-            path.to_str().unwrap(),
-        ],
-        0,
-    );
+    let recs = reference_records("e3.txt", dump, &[]);
     // e2euser1: 10 h = 36000 s; cpu 64 x 36000 = 2,304,000 s = 38,400 CPU-min = 0.64 x 60000.
     // mem 256000 x 36000 = 9,216,000,000 MiB-s = 153,600,000 MiB-min = 2500 x 61440.
     let u1 = usage(&recs, "e2e_project", Some("e2euser1"));
@@ -363,22 +358,7 @@ hpc_alloc1|billing=1,cpu=1,mem=100M,node=1|00:00:03|alice
 hpc_alloc1|billing=2,cpu=2,mem=1000M,node=1|00:00:00|carol
 hpc_alloc2|billing=2,cpu=2,mem=2048M,node=1|00:30:00|dave
 ";
-    let path = write_temp("e7.txt", dump);
-    let recs = records(
-        &[
-            "--period",
-            "2024-06",
-            "--compat",
-            "reference",
-            "--tz",
-            "Europe/Tallinn",
-            "--fields",
-            "Account,ReqTRES,Elapsed,User",
-            "--input",
-            path.to_str().unwrap(),
-        ],
-        0,
-    );
+    let recs = reference_records("e7.txt", dump, &["--tz", "Europe/Tallinn"]);
     // alice: cpu 4 x 3600 + 1 x 3 = 14,403 s = 240.05 CPU-min x 60;
     //        mem 8192 x 3600 + 100 x 3 = 29,491,500 MiB-s = 491,525 MiB-min x 60.
     let alice = usage(&recs, "hpc_alloc1", Some("alice"));

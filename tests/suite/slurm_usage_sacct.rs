@@ -4,29 +4,23 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::text::{assert_contains, assert_status};
 use assert_cmd::Command;
 use serde_json::Value;
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+use crate::support::scratch::Scratch;
 
 /// A fresh directory holding a config and fake SLURM tools.
 struct Site {
-    dir: PathBuf,
+    dir: Scratch,
 }
 
 impl Site {
     fn new(extra_backend: &str) -> Site {
-        let dir = std::env::temp_dir().join(format!(
-            "slurm-usage-sacct-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = Scratch::new("slurm-usage-sacct");
         fs::create_dir_all(dir.join("bin")).unwrap();
         let config = format!(
             r#"timezone: Europe/Berlin
@@ -51,7 +45,7 @@ offerings:
     /// Write an executable script `bin/<name>`; `$LOG` in it is this site's directory.
     fn tool(&self, name: &str, body: &str) {
         let path = self.dir.join("bin").join(name);
-        let script = format!("#!/bin/sh\nLOG='{}'\n{body}\n", self.dir.display());
+        let script = format!("#!/bin/sh\nLOG='{}'\n{body}\n", self.dir.path().display());
         fs::write(&path, script).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
@@ -92,7 +86,7 @@ offerings:
     }
 
     fn calls(&self) -> usize {
-        fs::read_dir(&self.dir)
+        fs::read_dir(self.dir.path())
             .unwrap()
             .filter(|e| {
                 e.as_ref()
@@ -102,12 +96,6 @@ offerings:
                     .starts_with("argv.")
             })
             .count()
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -560,7 +560,7 @@ fn peak_rss_kib(env: &Env, args: &[&str], input: &str) -> (i32, u64) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_waldur-push"))
         .env_remove("WALDUR_API_TOKEN")
         .env_remove("CREDENTIALS_DIRECTORY")
-        .env("WALDUR_USAGE_ETC_DIR", &env.dir)
+        .env("WALDUR_USAGE_ETC_DIR", env.dir.path())
         .args(["-c", env.config.to_str().unwrap(), "--now", NOW])
         .args(["--token-file", env.provider_token.to_str().unwrap()])
         .args(args)

@@ -79,7 +79,7 @@ fn a_held_decrease_and_a_failure_are_counted_and_the_last_success_waits_for_a_go
         "{first:?}"
     );
     // No temporary or lock file is left beside it.
-    let leftovers: Vec<String> = std::fs::read_dir(&env.dir)
+    let leftovers: Vec<String> = std::fs::read_dir(env.dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(".prom.tmp") || n.ends_with(".prom.lock"))

@@ -7,17 +7,12 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use crate::support::fake_waldur::{Fault, FaultKind, PROVIDER_TOKEN, STAFF_TOKEN, Setup};
+use crate::support::scratch::write_mode;
 use crate::support::text::{assert_contains, assert_lacks};
 use crate::waldur_push_util::*;
 
 fn small_input() -> String {
     period_of("2024-03", &[("hpc_alloc1", None, &[("cpu", "1.00")])])
-}
-
-fn write_mode(path: &std::path::Path, text: &str, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]

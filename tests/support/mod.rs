@@ -8,4 +8,5 @@ pub mod openapi;
 pub mod pattern;
 pub mod prometheus;
 pub mod rng;
+pub mod scratch;
 pub mod text;
