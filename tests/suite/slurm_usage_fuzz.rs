@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use assert_cmd::Command;
 use waldur_usage::config::Compat;
@@ -247,6 +248,29 @@ const MARCH: u64 = 31 * 86_400;
 /// Per lower-cased account: jobs and TRES x seconds (zero entries left out).
 type Totals = BTreeMap<String, (u64, BTreeMap<String, u128>)>;
 
+/// The job states slurm-usage(1) lists as the ones sacct prints (the paragraph "State, when
+/// the columns include it, is one sacct prints: ..."), read from the man page once.
+fn documented_states() -> &'static [String] {
+    static STATES: OnceLock<Vec<String>> = OnceLock::new();
+    STATES.get_or_init(|| {
+        let page = concat!(env!("CARGO_MANIFEST_DIR"), "/man/slurm-usage.1");
+        let page = std::fs::read_to_string(page).unwrap();
+        let (_, after) = page
+            .split_once("is one sacct prints:")
+            .expect("slurm-usage(1) lists the states");
+        let paragraph = after.split(".IP").next().unwrap();
+        let states: Vec<String> = paragraph
+            .lines()
+            .filter(|line| !line.starts_with('.')) // roff requests: `.BI "CANCELLED by " UID`
+            .flat_map(|line| line.split([' ', ',', '.', '(']))
+            .filter(|w| w.len() > 1 && w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            .map(String::from)
+            .collect();
+        assert!(states.iter().any(|s| s == "COMPLETED"), "{states:?}");
+        states
+    })
+}
+
 /// What one line means by the grammar of slurm-usage(1), written here independently of the
 /// library: `Err` for a bad line, `Ok(None)` for a step, else (account, TRES x seconds).
 #[allow(clippy::type_complexity)]
@@ -299,24 +323,7 @@ fn oracle(line: &[u8]) -> Result<Option<(String, BTreeMap<String, u128>)>, Strin
     if !name_ok(account) || !name_ok(user) {
         return Err("name".into());
     }
-    const STATES: &[&str] = &[
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PENDING",
-        "PREEMPTED",
-        "RUNNING",
-        "REQUEUED",
-        "RESIZING",
-        "REVOKED",
-        "SUSPENDED",
-        "TIMEOUT",
-    ];
-    let state_ok = STATES.iter().any(|s| s.as_bytes() == state)
+    let state_ok = documented_states().iter().any(|s| s.as_bytes() == state)
         || state
             .strip_prefix(b"CANCELLED by ")
             .is_some_and(|u| digits(u) && u.len() <= 10);

@@ -542,7 +542,7 @@ fn waldur_push_options_pass_through_the_report_wrapper() {
     );
     assert_eq!(argv.lines().count(), 1, "{argv}");
     assert_contains(
-        &argv,
+        argv,
         "--dry-run --no-register --waldur-timezone UTC --concurrency 2",
     );
     // Dry run and no registration: not a single write reached the fake.
