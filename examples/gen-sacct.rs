@@ -22,20 +22,11 @@ use std::io::{self, BufWriter, Write};
 const ACCOUNTS: u64 = 500;
 const USERS: u64 = 2000;
 
-/// xorshift64*.
-struct Rng(u64);
+#[path = "../tests/support/rng.rs"]
+#[allow(dead_code)] // `index` serves the fuzz test
+mod rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use rng::Rng;
 
 fn main() -> io::Result<()> {
     let mut args = std::env::args().skip(1);

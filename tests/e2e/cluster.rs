@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -20,8 +21,23 @@ pub const HOW_TO_START: &str = "\
 The end-to-end tests need root and the single-node dev cluster. Start it with
     sudo shell/slurm-dev-cluster install   # Debian packages, once
     sudo shell/slurm-dev-cluster up
-then run `sudo cargo test --test e2e_slurm` (`shell/slurm-dev-cluster down` stops it again).
+then run `sudo cargo test --test suite e2e` (`shell/slurm-dev-cluster down` stops it again).
 To skip these tests on purpose, set WALDUR_USAGE_E2E=skip.";
+
+/// The dev cluster, as the e2e tests of the one test binary share it: the `e2e_slurm` tests use
+/// it side by side ([`shared`]); `e2e_diagnose` stops slurmdbd for a moment, so it waits until
+/// no other e2e test uses the cluster and keeps it to itself ([`exclusive`]).
+static IN_USE: RwLock<()> = RwLock::new(());
+
+/// Hold for as long as a test needs the cluster up; others may hold it too.
+pub fn shared() -> RwLockReadGuard<'static, ()> {
+    IN_USE.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Hold while a test stops a part of the cluster: no other e2e test runs meanwhile.
+pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    IN_USE.write().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Whether the caller asked to skip the end-to-end tests (`WALDUR_USAGE_E2E=skip`).
 pub fn skipped_on_purpose() -> bool {

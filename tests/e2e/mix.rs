@@ -31,100 +31,47 @@ use super::cluster::{
     wait_accounted, wait_queue_state,
 };
 
+/// A job of the mix: name (`-J`), user, account (`-A`), further sbatch options, the script
+/// and the state it must end in.
+const fn job(
+    name: &'static str,
+    user: &'static str,
+    account: &'static str,
+    options: &'static [&'static str],
+    script: &'static str,
+    outcome: &'static str,
+) -> Spec {
+    Spec {
+        name,
+        user,
+        account,
+        options,
+        script,
+        outcome,
+    }
+}
+
 /// Jobs that run to their end before the report (every one fits in 2 CPUs and 2 GPUs).
+#[rustfmt::skip]
 const FINISHING: &[Spec] = &[
-    Spec {
-        name: "two_tasks_steps",
-        user: "hpcuser1",
-        account: "hpc_alloc2",
-        options: &["-n2", "--mem-per-cpu=300M", "-t", "5"],
-        script: "srun -n2 sleep 3; srun -n1 sleep 1",
-        outcome: "COMPLETED",
-    },
-    Spec {
-        name: "three_steps",
-        user: "hpcuser3",
-        account: "hpc_alloc2",
-        options: &["-n2", "--mem-per-cpu=200M", "-t", "5"],
-        script: "srun -n2 sleep 1; srun -n2 sleep 1; srun -n1 true",
-        outcome: "COMPLETED",
-    },
-    Spec {
-        name: "gpu_job",
-        user: "hpcuser2",
-        account: "hpc_alloc1",
-        options: &["-n1", "-c2", "--mem=1G", "--gres=gpu:1", "-t", "5"],
-        script: "sleep 4",
-        outcome: "COMPLETED",
-    },
-    Spec {
-        name: "two_gpus",
-        user: "hpcuser3",
-        account: "hpc_alloc2",
-        options: &["-n1", "--mem=256M", "--gres=gpu:2", "-t", "5"],
-        script: "sleep 3",
-        outcome: "COMPLETED",
-    },
-    Spec {
-        name: "serial_ok",
-        user: "hpcuser1",
-        account: "hpc_alloc2",
-        options: &["-n1", "--mem=2G", "-t", "5"],
-        script: "sleep 3",
-        outcome: "COMPLETED",
-    },
-    Spec {
-        name: "array_job",
-        user: "hpcuser3",
-        account: "hpc_alloc2",
-        options: &["--array=1-3", "-n1", "--mem=512M", "-t", "5"],
-        script: "sleep 2",
-        outcome: "COMPLETED",
-    },
-    Spec {
-        name: "exits_nonzero",
-        user: "hpcuser3",
-        account: "hpc_alloc2",
-        options: &["-n1", "--mem=100M", "-t", "5"],
-        script: "sleep 1; exit 3",
-        outcome: "FAILED",
-    },
-    Spec {
-        name: "other_dept_job",
-        user: "hpcuser2",
-        account: "other_dept",
-        options: &["-n1", "--mem=300M", "-t", "5"],
-        script: "sleep 2",
-        outcome: "COMPLETED",
-    },
+    job("two_tasks_steps", "hpcuser1", "hpc_alloc2", &["-n2", "--mem-per-cpu=300M", "-t", "5"], "srun -n2 sleep 3; srun -n1 sleep 1", "COMPLETED"),
+    job("three_steps", "hpcuser3", "hpc_alloc2", &["-n2", "--mem-per-cpu=200M", "-t", "5"], "srun -n2 sleep 1; srun -n2 sleep 1; srun -n1 true", "COMPLETED"),
+    job("gpu_job", "hpcuser2", "hpc_alloc1", &["-n1", "-c2", "--mem=1G", "--gres=gpu:1", "-t", "5"], "sleep 4", "COMPLETED"),
+    job("two_gpus", "hpcuser3", "hpc_alloc2", &["-n1", "--mem=256M", "--gres=gpu:2", "-t", "5"], "sleep 3", "COMPLETED"),
+    job("serial_ok", "hpcuser1", "hpc_alloc2", &["-n1", "--mem=2G", "-t", "5"], "sleep 3", "COMPLETED"),
+    job("array_job", "hpcuser3", "hpc_alloc2", &["--array=1-3", "-n1", "--mem=512M", "-t", "5"], "sleep 2", "COMPLETED"),
+    job("exits_nonzero", "hpcuser3", "hpc_alloc2", &["-n1", "--mem=100M", "-t", "5"], "sleep 1; exit 3", "FAILED"),
+    job("other_dept_job", "hpcuser2", "other_dept", &["-n1", "--mem=300M", "-t", "5"], "sleep 2", "COMPLETED"),
 ];
 
-const STILL_RUNNING: Spec = Spec {
-    name: "still_running",
-    user: "hpcuser1",
-    account: "hpc_alloc1",
-    options: &["-n1", "--mem=1536M", "-t", "10"],
-    script: "sleep 900",
-    outcome: "RUNNING",
-};
+#[rustfmt::skip]
+const STILL_RUNNING: Spec = job("still_running", "hpcuser1", "hpc_alloc1", &["-n1", "--mem=1536M", "-t", "10"], "sleep 900", "RUNNING");
 
-const CANCELLED_PENDING: Spec = Spec {
-    name: "cancelled_pending",
-    user: "hpcuser3",
-    account: "hpc_alloc2",
-    options: &["-n1", "-c2", "--mem=100M", "-t", "5"],
-    script: "sleep 5",
-    outcome: "CANCELLED",
-};
+#[rustfmt::skip]
+const CANCELLED_PENDING: Spec = job("cancelled_pending", "hpcuser3", "hpc_alloc2", &["-n1", "-c2", "--mem=100M", "-t", "5"], "sleep 5", "CANCELLED");
 
-const CANCELLED_RUNNING: Spec = Spec {
-    name: "cancelled_running",
-    user: "hpcuser2",
-    account: "hpc_alloc1",
-    options: &["-n1", "--mem=700M", "-t", "10"],
-    script: "sleep 600",
-    outcome: "CANCELLED",
-};
+#[rustfmt::skip]
+const CANCELLED_RUNNING: Spec = job("cancelled_running", "hpcuser2", "hpc_alloc1", &["-n1", "--mem=700M", "-t", "10"], "sleep 600", "CANCELLED");
 
 /// The mix after accounting has it all, and the instant the report is taken.
 #[derive(Debug)]

@@ -1,5 +1,5 @@
-//! Helpers of the end-to-end tests against a real SLURM (`tests/e2e_slurm.rs`,
-//! `tests/e2e_diagnose.rs`).
+//! Helpers of the end-to-end tests against a real SLURM (`tests/suite/e2e_slurm.rs`,
+//! `tests/suite/e2e_diagnose.rs`).
 //!
 //! Each test crate uses a different part of it, hence `dead_code` is allowed here.
 #![allow(dead_code)]

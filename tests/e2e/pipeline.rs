@@ -2,6 +2,8 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use crate::support::scratch::write_mode;
 use std::process::{Command, Stdio};
 
 use jiff::Timestamp;
@@ -33,26 +35,6 @@ pub fn tres_names() -> Vec<&'static str> {
     COMPONENTS.iter().map(|c| c.0).collect()
 }
 
-/// A scratch directory for one test, removed when dropped.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    /// Creates `$TMPDIR/waldur-usage-e2e-<pid>-<label>`.
-    pub fn new(label: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("waldur-usage-e2e-{}-{label}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("create scratch dir");
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Writes the waldur-site-agent style config (mode 0600) and returns its path.
 pub fn write_config(dir: &Path, waldur_api_url: &str, offering_uuid: &str) -> PathBuf {
     let mut components = String::new();
@@ -75,21 +57,8 @@ pub fn write_config(dir: &Path, waldur_api_url: &str, offering_uuid: &str) -> Pa
          \x20   backend_components:\n{components}"
     );
     let path = dir.join("config.yaml");
-    write_private(&path, &yaml);
+    write_mode(&path, &yaml, 0o600);
     path
-}
-
-/// Writes a file only its owner can read.
-pub fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .expect("write private file");
-    f.write_all(text.as_bytes()).expect("write private file");
 }
 
 /// The path of one of our binaries.

@@ -5,3 +5,8 @@
 
 pub mod fake_waldur;
 pub mod openapi;
+pub mod pattern;
+pub mod prometheus;
+pub mod rng;
+pub mod scratch;
+pub mod text;

@@ -19,6 +19,8 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::Value;
 
+use super::pattern::Pattern;
+
 /// Path of the schema file, inside the crate.
 pub const SUBSET_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -103,7 +105,7 @@ impl fmt::Display for Violation {
 /// The loaded OpenAPI document.
 pub struct Spec {
     doc: Value,
-    regexes: Mutex<HashMap<String, Option<regex::Regex>>>,
+    patterns: Mutex<HashMap<String, Option<Pattern>>>,
 }
 
 impl Spec {
@@ -119,7 +121,7 @@ impl Spec {
         let doc: Value = serde_norway::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
         Ok(Spec {
             doc,
-            regexes: Mutex::new(HashMap::new()),
+            patterns: Mutex::new(HashMap::new()),
         })
     }
 
@@ -405,12 +407,16 @@ impl Spec {
     }
 
     fn matches(&self, pattern: &str, s: &str) -> bool {
-        let mut cache = self.regexes.lock().unwrap_or_else(|e| e.into_inner());
-        let re = cache
-            .entry(pattern.to_string())
-            .or_insert_with(|| regex::Regex::new(pattern).ok());
-        // A pattern the regex crate cannot compile is not checked rather than failing all.
-        re.as_ref().is_none_or(|re| re.is_match(s))
+        let mut cache = self.patterns.lock().unwrap_or_else(|e| e.into_inner());
+        let compiled = cache.entry(pattern.to_string()).or_insert_with(|| {
+            Pattern::new(pattern)
+                .map_err(|why| {
+                    // Not checked rather than failing every value; said once a pattern.
+                    eprintln!("openapi: the pattern {pattern:?} is not checked: {why}");
+                })
+                .ok()
+        });
+        compiled.as_ref().is_none_or(|p| p.is_match(s))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::support::fake_waldur::{
     FakeWaldur, LoggedRequest, PROVIDER_TOKEN, STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage,
     det_uuid,
 };
+use crate::support::scratch::Scratch;
 
 /// The instant the fake and the tool agree on: March 2024 is the current period.
 pub const NOW: &str = "2024-03-20T12:00:00Z";
@@ -24,18 +25,10 @@ pub const MARCH_DATE: &str = "2024-03-20T11:55:00Z";
 pub struct Env {
     pub fake: FakeWaldur,
     pub setup: Setup,
-    pub dir: PathBuf,
+    pub dir: Scratch,
     pub config: PathBuf,
     pub provider_token: PathBuf,
     pub staff_token: PathBuf,
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn write_private(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 impl Env {
@@ -45,21 +38,15 @@ impl Env {
             setup.now = Some(NOW.into());
         }
         let fake = FakeWaldur::start(setup.clone());
-        let dir = std::env::temp_dir().join(format!(
-            "waldur-push-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("config.yaml");
-        write_private(
-            &config,
+        let dir = Scratch::new("waldur-push");
+        let config = dir.write_mode(
+            "config.yaml",
             &config_yaml(&fake.base_url(), &setup.offering.uuid),
+            0o600,
         );
-        let provider_token = dir.join("provider-token");
-        write_private(&provider_token, &format!("{PROVIDER_TOKEN}\n"));
-        let staff_token = dir.join("staff-token");
-        write_private(&staff_token, &format!("{STAFF_TOKEN}\n"));
+        let provider_token =
+            dir.write_mode("provider-token", &format!("{PROVIDER_TOKEN}\n"), 0o600);
+        let staff_token = dir.write_mode("staff-token", &format!("{STAFF_TOKEN}\n"), 0o600);
         Env {
             fake,
             setup,
@@ -86,7 +73,7 @@ impl Env {
     pub fn bare_command(&self, config: &Path) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::cargo_bin("waldur-push").unwrap();
         cmd.env_remove("WALDUR_API_TOKEN")
-            .env("WALDUR_USAGE_ETC_DIR", &self.dir)
+            .env("WALDUR_USAGE_ETC_DIR", self.dir.path())
             .env_remove("CREDENTIALS_DIRECTORY")
             .env_remove("WALDUR_SITE_AGENT_LOG_LEVEL")
             .env_remove("JOURNAL_STREAM")
@@ -132,27 +119,26 @@ impl Env {
         Run::from(output)
     }
 
+    /// Another config file (mode 0600) in the directory, holding `yaml`.
+    fn extra_config(&self, yaml: &str) -> PathBuf {
+        static CONFIGS: AtomicU32 = AtomicU32::new(0);
+        let n = CONFIGS.fetch_add(1, Ordering::Relaxed);
+        self.dir
+            .write_mode(&format!("config-{n}.yaml"), yaml, 0o600)
+    }
+
     /// A second config file whose only change is `waldur_api_url`.
     pub fn config_with_url(&self, url: &str) -> PathBuf {
-        let path = self.dir.join(format!(
-            "config-{}.yaml",
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        write_private(&path, &config_yaml(url, &self.setup.offering.uuid));
-        path
+        self.extra_config(&config_yaml(url, &self.setup.offering.uuid))
     }
 
     /// A second config file whose only change is the site's `timezone`.
     pub fn config_in_zone(&self, timezone: &str) -> PathBuf {
-        let path = self.dir.join(format!(
-            "config-{}.yaml",
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        write_private(
-            &path,
-            &config_yaml_in(timezone, &self.fake.base_url(), &self.setup.offering.uuid),
-        );
-        path
+        self.extra_config(&config_yaml_in(
+            timezone,
+            &self.fake.base_url(),
+            &self.setup.offering.uuid,
+        ))
     }
 
     /// The UUID of the resource with this backend_id.
@@ -224,12 +210,6 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// The site-agent YAML for the fake's offering (components as in the seed guide).
 pub fn config_yaml(url: &str, offering_uuid: &str) -> String {
     config_yaml_in("UTC", url, offering_uuid)
@@ -275,6 +255,18 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// Asserts the exit status, showing stderr when it differs.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+    }
+
+    /// Asserts that stderr holds `text`, showing stderr when it does not.
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, text: &str) {
+        assert!(self.stderr.contains(text), "{}", self.stderr);
+    }
+
     /// The tokens of the fake never appear in what the tool printed.
     pub fn assert_no_token(&self) {
         for secret in [PROVIDER_TOKEN, STAFF_TOKEN] {
@@ -360,6 +352,18 @@ pub fn period(period_key: &str, lines: &[String]) -> String {
     text
 }
 
+/// One usage row of [`period_of`]: `(account, user, components)`.
+pub type Row<'a> = (&'a str, Option<&'a str>, &'a [(&'a str, &'a str)]);
+
+/// A whole period of usage records, one a row, then its `period_end`.
+pub fn period_of(period_key: &str, rows: &[Row]) -> String {
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|(account, user, components)| usage(period_key, account, *user, components))
+        .collect();
+    period(period_key, &lines)
+}
+
 /// The POST bodies sent to paths containing `path_contains`.
 pub fn bodies(requests: &[LoggedRequest], path_contains: &str) -> Vec<Value> {
     requests
@@ -381,23 +385,16 @@ pub fn t5(a: &str, b: &str, c: &str, d: &str, e: &str) -> (String, String, Strin
 
 /// The common input: hpc_alloc1 with two users in March (total cpu 1.54 = 1.00 + 0.54).
 pub fn march_input() -> String {
-    period(
+    period_of(
         "2024-03",
         &[
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                None,
-                &[("cpu", "1.54"), ("mem", "6008.00")],
-            ),
-            usage(
-                "2024-03",
+            ("hpc_alloc1", None, &[("cpu", "1.54"), ("mem", "6008.00")]),
+            (
                 "hpc_alloc1",
                 Some("hpcuser1"),
                 &[("cpu", "1.00"), ("mem", "4000.00")],
             ),
-            usage(
-                "2024-03",
+            (
                 "hpc_alloc1",
                 Some("hpcuser2"),
                 &[("cpu", "0.54"), ("mem", "2008.00")],

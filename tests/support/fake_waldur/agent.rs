@@ -28,10 +28,7 @@ fn opt_string(v: &Value, key: &str) -> Option<String> {
 
 /// `GET /api/marketplace-site-agent-identities/` with filters `name`, `offering_uuid`.
 pub fn list_identities(state: &State, ctx: &Ctx) -> Response {
-    let offering = match uuid_filter(ctx, "offering_uuid") {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let offering = or_answer!(uuid_filter(ctx, "offering_uuid"));
     let name = ctx.q("name").filter(|s| !s.is_empty());
     let items = state
         .identities
@@ -80,14 +77,8 @@ fn fill(identity: &mut Identity, body: &Value) {
 
 /// `POST /api/marketplace-site-agent-identities/` → 201.
 pub fn create_identity(state: &mut State, ctx: &Ctx) -> Response {
-    let body = match body(ctx, &Route::Identities) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let offering = match offering_of(state, &body) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let body = or_answer!(body(ctx, &Route::Identities));
+    let offering = or_answer!(offering_of(state, &body));
     let now = state.render(state.now());
     let mut identity = Identity {
         uuid: state.next_uuid(tags::IDENTITY),
@@ -113,14 +104,8 @@ pub fn update_identity(state: &mut State, ctx: &Ctx, uuid: &str) -> Response {
     let Some(i) = find_identity(state, uuid) else {
         return detail(404, "No AgentIdentity matches the given query.");
     };
-    let body = match body(ctx, &Route::Identity(String::new())) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let offering = match offering_of(state, &body) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
+    let body = or_answer!(body(ctx, &Route::Identity(String::new())));
+    let offering = or_answer!(offering_of(state, &body));
     let now = state.render(state.now());
     let identity = &mut state.identities[i];
     identity.offering = offering;
@@ -132,15 +117,56 @@ pub fn update_identity(state: &mut State, ctx: &Ctx, uuid: &str) -> Response {
     )
 }
 
+/// A registration: a service or processor row, matched by its owner and name.
+trait Registration {
+    /// Takes `newer`'s fields but keeps this row's uuid and creation time.
+    fn refresh(&mut self, newer: Self);
+}
+
+impl Registration for Service {
+    fn refresh(&mut self, newer: Service) {
+        self.mode = newer.mode;
+        self.modified = newer.modified;
+    }
+}
+
+impl Registration for Processor {
+    fn refresh(&mut self, newer: Processor) {
+        self.backend_type = newer.backend_type;
+        self.backend_version = newer.backend_version;
+        self.modified = newer.modified;
+    }
+}
+
+/// A new uuid with `tag` for a row that is not `existing` yet ("" for one that is: it keeps
+/// its own).
+fn fresh_uuid(state: &mut State, existing: Option<usize>, tag: u16) -> String {
+    match existing {
+        Some(_) => String::new(),
+        None => state.next_uuid(tag),
+    }
+}
+
+/// Refreshes `rows[existing]` (200) or appends `row` (201): its index and the status.
+fn register<T: Registration>(rows: &mut Vec<T>, existing: Option<usize>, row: T) -> (usize, u16) {
+    match existing {
+        Some(i) => {
+            rows[i].refresh(row);
+            (i, 200)
+        }
+        None => {
+            rows.push(row);
+            (rows.len() - 1, 201)
+        }
+    }
+}
+
 /// `POST …/identities/{uuid}/register_service/` → 201 created, 200 existing.
 pub fn register_service(state: &mut State, ctx: &Ctx, uuid: &str) -> Response {
     let Some(i) = find_identity(state, uuid) else {
         return detail(404, "No AgentIdentity matches the given query.");
     };
-    let body = match body(ctx, &Route::RegisterService(String::new())) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let body = or_answer!(body(ctx, &Route::RegisterService(String::new())));
     let identity = state.identities[i].uuid.clone();
     let name = body["name"].as_str().unwrap_or_default().to_string();
     let mode = opt_string(&body, "mode");
@@ -149,25 +175,16 @@ pub fn register_service(state: &mut State, ctx: &Ctx, uuid: &str) -> Response {
         .services
         .iter()
         .position(|s| s.identity == identity && s.name == name);
-    let (index, status) = match existing {
-        Some(s) => {
-            state.services[s].mode = mode;
-            state.services[s].modified = now;
-            (s, 200)
-        }
-        None => {
-            let service = Service {
-                uuid: state.next_uuid(tags::SERVICE),
-                identity,
-                name,
-                mode,
-                created: now.clone(),
-                modified: now,
-            };
-            state.services.push(service);
-            (state.services.len() - 1, 201)
-        }
+    let uuid = fresh_uuid(state, existing, tags::SERVICE);
+    let service = Service {
+        uuid,
+        identity,
+        name,
+        mode,
+        created: now.clone(),
+        modified: now,
     };
+    let (index, status) = register(&mut state.services, existing, service);
     Response::json(
         status,
         &render::service(&ctx.origin, &state.services[index], state),
@@ -182,10 +199,7 @@ pub fn register_processor(state: &mut State, ctx: &Ctx, uuid: &str) -> Response 
     let Some(service) = service else {
         return detail(404, "No AgentService matches the given query.");
     };
-    let body = match body(ctx, &Route::RegisterProcessor(String::new())) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+    let body = or_answer!(body(ctx, &Route::RegisterProcessor(String::new())));
     let name = body["name"].as_str().unwrap_or_default().to_string();
     let backend_type = body["backend_type"]
         .as_str()
@@ -197,28 +211,17 @@ pub fn register_processor(state: &mut State, ctx: &Ctx, uuid: &str) -> Response 
         .processors
         .iter()
         .position(|p| p.service == service && p.name == name);
-    let (index, status) = match existing {
-        Some(p) => {
-            let proc = &mut state.processors[p];
-            proc.backend_type = backend_type;
-            proc.backend_version = backend_version;
-            proc.modified = now;
-            (p, 200)
-        }
-        None => {
-            let processor = Processor {
-                uuid: state.next_uuid(tags::PROCESSOR),
-                service,
-                name,
-                backend_type,
-                backend_version,
-                created: now.clone(),
-                modified: now,
-            };
-            state.processors.push(processor);
-            (state.processors.len() - 1, 201)
-        }
+    let uuid = fresh_uuid(state, existing, tags::PROCESSOR);
+    let processor = Processor {
+        uuid,
+        service,
+        name,
+        backend_type,
+        backend_version,
+        created: now.clone(),
+        modified: now,
     };
+    let (index, status) = register(&mut state.processors, existing, processor);
     Response::json(
         status,
         &render::processor(&ctx.origin, &state.processors[index], false, state),

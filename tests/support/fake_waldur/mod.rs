@@ -13,6 +13,17 @@
 //! `usage` (the usage POSTs), `agent` (identity bookkeeping), `render` (JSON shapes),
 //! `validate` (DRF-shaped body validation), `faults` (injected trouble).
 
+/// The value of an `Ok`, or return the `Err`, a ready response (a 400 or 404), from the
+/// handler.
+macro_rules! or_answer {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(response) => return response,
+        }
+    };
+}
+
 mod agent;
 mod faults;
 mod http;

@@ -264,34 +264,54 @@ pub fn resource(origin: &str, state: &State, r: &ResourceSetup) -> Value {
 /// A component usage.
 pub fn usage(state: &State, u: &UsageRow) -> Value {
     let s = &u.stored;
-    let resource = state.resource(&s.resource_uuid);
-    let component = state
+    with_owners(
+        state,
+        &s.resource_uuid,
+        json!({
+            "uuid": s.uuid,
+            "created": u.created,
+            "description": u.description,
+            "type": s.component_type,
+            "name": s.component_type.to_uppercase(),
+            "measured_unit": measured_unit(state, &s.component_type),
+            "usage": s.usage,
+            "date": s.date,
+            "missing_usage_policy": u.policy,
+            "recurring": u.policy == "reuse",
+            "billing_period": s.billing_period,
+            "modified_by": u.modified_by
+        }),
+    )
+}
+
+/// The measured unit of a component of the offering ("" for an unknown one).
+fn measured_unit<'s>(state: &'s State, component_type: &str) -> &'s str {
+    state
         .offering
         .components
         .iter()
-        .find(|c| c.type_ == s.component_type);
-    json!({
-        "uuid": s.uuid,
-        "created": u.created,
-        "description": u.description,
-        "type": s.component_type,
-        "name": s.component_type.to_uppercase(),
-        "measured_unit": component.map(|c| c.measured_unit.as_str()).unwrap_or(""),
-        "usage": s.usage,
-        "date": s.date,
-        "missing_usage_policy": u.policy,
-        "recurring": u.policy == "reuse",
+        .find(|c| c.type_ == component_type)
+        .map_or("", |c| c.measured_unit.as_str())
+}
+
+/// `row` with the fields a usage row shares: its resource, offering, project and customer.
+fn with_owners(state: &State, resource_uuid: &str, mut row: Value) -> Value {
+    let resource = state.resource(resource_uuid);
+    let owners = json!({
         "resource_name": resource.map(|r| r.name.as_str()).unwrap_or(""),
-        "resource_uuid": s.resource_uuid,
+        "resource_uuid": resource_uuid,
         "offering_name": state.offering.name,
         "offering_uuid": state.offering.uuid,
         "project_name": PROJECT_NAME,
         "project_uuid": project_uuid(),
         "customer_name": CONSUMER_NAME,
-        "customer_uuid": consumer_uuid(),
-        "billing_period": s.billing_period,
-        "modified_by": u.modified_by
-    })
+        "customer_uuid": consumer_uuid()
+    });
+    let fields = row.as_object_mut().expect("a row is an object");
+    if let Value::Object(owners) = owners {
+        fields.extend(owners);
+    }
+    row
 }
 
 /// A component user usage.
@@ -301,35 +321,25 @@ pub fn user_usage(origin: &str, state: &State, u: &UserUsageRow) -> Value {
         .usages
         .iter()
         .find(|p| p.stored.uuid == s.component_usage_uuid);
-    let resource = state.resource(&s.resource_uuid);
-    let component = state
-        .offering
-        .components
-        .iter()
-        .find(|c| c.type_ == s.component_type);
-    json!({
-        "uuid": s.uuid,
-        "user": s.user,
-        "username": s.username,
-        "component_usage": format!("{origin}/api/marketplace-component-usages/{}/", s.component_usage_uuid),
-        "usage": s.usage,
-        "measured_unit": component.map(|c| c.measured_unit.as_str()).unwrap_or(""),
-        "description": "",
-        "created": u.created,
-        "modified": u.modified,
-        "backend_id": "",
-        "resource_name": resource.map(|r| r.name.as_str()).unwrap_or(""),
-        "resource_uuid": s.resource_uuid,
-        "offering_name": state.offering.name,
-        "offering_uuid": state.offering.uuid,
-        "project_name": PROJECT_NAME,
-        "project_uuid": project_uuid(),
-        "customer_name": CONSUMER_NAME,
-        "customer_uuid": consumer_uuid(),
-        "component_type": s.component_type,
-        "date": parent.map(|p| p.stored.date.as_str()).unwrap_or(SETUP_CREATED),
-        "billing_period": s.billing_period
-    })
+    with_owners(
+        state,
+        &s.resource_uuid,
+        json!({
+            "uuid": s.uuid,
+            "user": s.user,
+            "username": s.username,
+            "component_usage": format!("{origin}/api/marketplace-component-usages/{}/", s.component_usage_uuid),
+            "usage": s.usage,
+            "measured_unit": measured_unit(state, &s.component_type),
+            "description": "",
+            "created": u.created,
+            "modified": u.modified,
+            "backend_id": "",
+            "component_type": s.component_type,
+            "date": parent.map(|p| p.stored.date.as_str()).unwrap_or(SETUP_CREATED),
+            "billing_period": s.billing_period
+        }),
+    )
 }
 
 /// The URL of an offering user.

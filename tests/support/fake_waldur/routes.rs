@@ -13,6 +13,7 @@ use super::http::{Request, Response, form_encode};
 use super::render;
 use super::setup::TokenSetup;
 use super::state::State;
+use super::{StoredUsage, StoredUserUsage};
 use super::{agent, usage};
 
 /// Page size when the client sends none (`PAGE_SIZE` in Waldur's settings).
@@ -232,10 +233,7 @@ pub fn handle(state: &mut State, req: &Request, fallback_origin: &str) -> Respon
         }
         return detail(404, "Not found.");
     };
-    let (user_index, user) = match authenticate(state, req) {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+    let (user_index, user) = or_answer!(authenticate(state, req));
     let method = if req.method == "HEAD" {
         "GET"
     } else {
@@ -495,15 +493,6 @@ fn date_filter(ctx: &Ctx, name: &str) -> Result<Option<String>, Response> {
     }
 }
 
-macro_rules! try_filter {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(response) => return response,
-        }
-    };
-}
-
 fn offering_matches(state: &State, filter: &Option<Vec<String>>) -> bool {
     filter
         .as_ref()
@@ -511,7 +500,7 @@ fn offering_matches(state: &State, filter: &Option<Vec<String>>) -> bool {
 }
 
 fn service_providers(state: &State, ctx: &Ctx) -> Response {
-    let customer = try_filter!(uuid_filter(ctx, "customer_uuid"));
+    let customer = or_answer!(uuid_filter(ctx, "customer_uuid"));
     let items = if customer.is_none_or(|c| c == state.offering.customer_uuid) {
         vec![render::service_provider(&ctx.origin, state)]
     } else {
@@ -531,8 +520,8 @@ pub const RESOURCE_STATES: &[&str] = &[
 ];
 
 fn resources(state: &State, ctx: &Ctx) -> Response {
-    let offering = try_filter!(uuid_list_filter(ctx, "offering_uuid"));
-    let states = try_filter!(choice_filter(ctx, "state", RESOURCE_STATES));
+    let offering = or_answer!(uuid_list_filter(ctx, "offering_uuid"));
+    let states = or_answer!(choice_filter(ctx, "state", RESOURCE_STATES));
     let backend_id = ctx.q("backend_id").filter(|s| !s.is_empty());
     let items = state
         .resources
@@ -544,11 +533,62 @@ fn resources(state: &State, ctx: &Ctx) -> Response {
     paginate(ctx, items, |r| render::resource(&ctx.origin, state, r))
 }
 
+/// The query filters the usage and the user-usage listings share.
+struct UsageFilter<'c> {
+    offering: Option<Vec<String>>,
+    resource: Option<String>,
+    period: Option<String>,
+    ty: Option<&'c str>,
+}
+
+impl<'c> UsageFilter<'c> {
+    /// Reads them from the query; the billing period is named `period_param`.
+    fn read(ctx: &'c Ctx, period_param: &str) -> Result<UsageFilter<'c>, Response> {
+        Ok(UsageFilter {
+            resource: uuid_filter(ctx, "resource_uuid")?,
+            offering: uuid_list_filter(ctx, "offering_uuid")?,
+            period: date_filter(ctx, period_param)?,
+            ty: ctx.q("type").filter(|s| !s.is_empty()),
+        })
+    }
+
+    /// Whether a stored row passes them.
+    fn keeps(&self, state: &State, row: &impl UsageKey) -> bool {
+        let (resource_uuid, period, component) = row.key();
+        offering_matches(state, &self.offering)
+            && self.resource.as_ref().is_none_or(|r| r == resource_uuid)
+            && self.period.as_ref().is_none_or(|p| p == period)
+            && self.ty.is_none_or(|t| t == component)
+    }
+}
+
+/// What [`UsageFilter`] looks at in a stored row: its resource, month and component.
+trait UsageKey {
+    fn key(&self) -> (&str, &str, &str);
+}
+
+impl UsageKey for StoredUsage {
+    fn key(&self) -> (&str, &str, &str) {
+        (
+            &self.resource_uuid,
+            &self.billing_period,
+            &self.component_type,
+        )
+    }
+}
+
+impl UsageKey for StoredUserUsage {
+    fn key(&self) -> (&str, &str, &str) {
+        (
+            &self.resource_uuid,
+            &self.billing_period,
+            &self.component_type,
+        )
+    }
+}
+
 fn usages(state: &mut State, ctx: &Ctx) -> Response {
-    let resource = try_filter!(uuid_filter(ctx, "resource_uuid"));
-    let offering = try_filter!(uuid_list_filter(ctx, "offering_uuid"));
-    let period = try_filter!(date_filter(ctx, "billing_period"));
-    let ty = ctx.q("type").filter(|s| !s.is_empty());
+    let filter = or_answer!(UsageFilter::read(ctx, "billing_period"));
     // Default ordering `-date, component.type` (§1.5), cached by the state; its ties may
     // break differently per request (`Setup::unstable_usage_order`).
     let order = state.listing_usage_order();
@@ -556,47 +596,22 @@ fn usages(state: &mut State, ctx: &Ctx) -> Response {
     let rows: Vec<_> = order
         .iter()
         .map(|&i| &state.usages[i])
-        .filter(|_| offering_matches(state, &offering))
-        .filter(|u| {
-            resource
-                .as_ref()
-                .is_none_or(|r| &u.stored.resource_uuid == r)
-        })
-        .filter(|u| {
-            period
-                .as_ref()
-                .is_none_or(|p| &u.stored.billing_period == p)
-        })
-        .filter(|u| ty.is_none_or(|t| u.stored.component_type == t))
+        .filter(|u| filter.keeps(state, &u.stored))
         .collect();
     paginate(ctx, rows, |u| render::usage(state, u))
 }
 
 fn user_usages(state: &mut State, ctx: &Ctx) -> Response {
-    let resource = try_filter!(uuid_filter(ctx, "resource_uuid"));
-    let offering = try_filter!(uuid_list_filter(ctx, "offering_uuid"));
-    let period = try_filter!(date_filter(ctx, "component_usage__billing_period"));
+    let filter = or_answer!(UsageFilter::read(ctx, "component_usage__billing_period"));
     let username = ctx.q("username").filter(|s| !s.is_empty());
-    let ty = ctx.q("type").filter(|s| !s.is_empty());
     // Default ordering `-component_usage.date, component type` (§1.5), cached by the state.
     let order = state.user_usage_order();
     let state = &*state;
     let rows: Vec<_> = order
         .iter()
         .map(|&i| &state.user_usages[i])
-        .filter(|_| offering_matches(state, &offering))
-        .filter(|u| {
-            resource
-                .as_ref()
-                .is_none_or(|r| &u.stored.resource_uuid == r)
-        })
-        .filter(|u| {
-            period
-                .as_ref()
-                .is_none_or(|p| &u.stored.billing_period == p)
-        })
+        .filter(|u| filter.keeps(state, &u.stored))
         .filter(|u| username.is_none_or(|n| u.stored.username.contains(n)))
-        .filter(|u| ty.is_none_or(|t| u.stored.component_type == t))
         .collect();
     paginate(ctx, rows, |u| render::user_usage(&ctx.origin, state, u))
 }
@@ -616,8 +631,8 @@ const OFFERING_USER_STATES: &[&str] = &[
 ];
 
 fn offering_users(state: &State, ctx: &Ctx) -> Response {
-    let offering = try_filter!(uuid_list_filter(ctx, "offering_uuid"));
-    let states = try_filter!(choice_filter(ctx, "state", OFFERING_USER_STATES));
+    let offering = or_answer!(uuid_list_filter(ctx, "offering_uuid"));
+    let states = or_answer!(choice_filter(ctx, "state", OFFERING_USER_STATES));
     let restricted = bool_filter(ctx, "is_restricted");
     let username = ctx.q("username").filter(|s| !s.is_empty());
     let items = state

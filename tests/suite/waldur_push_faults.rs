@@ -3,15 +3,13 @@
 //! was not submitted. Nothing is ever sent twice with different values, and a stream cut
 //! before its `period_end` submits nothing.
 
-mod support;
-mod waldur_push_util;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::fake_waldur::{Fault, FaultKind, Setup};
+use crate::support::text::assert_lacks;
+use crate::waldur_push_util::*;
 use serde_json::Value;
-use support::fake_waldur::{Fault, FaultKind, Setup};
-use waldur_push_util::*;
 
 type Totals = Vec<(String, String, String, String)>;
 type UserTotals = Vec<(String, String, String, String, String)>;
@@ -51,7 +49,7 @@ fn recovers(fault: Fault, extra: &[&str]) -> Env {
         env.fake.pending_faults().is_empty(),
         "{fault:?} never fired"
     );
-    assert!(run.stderr.contains("retrying in"), "{}", run.stderr);
+    run.assert_stderr_contains("retrying in");
     assert_eq!(
         run.summary("2024-03"),
         "period 2024-03: 4 updated, 0 unchanged, 0 skipped, 0 failed"
@@ -188,24 +186,13 @@ fn one_resource_failing_forever_fails_alone() {
             .with_body(&alloc1)
             .times(1000),
     );
-    let input = period(
+    let input = period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.54")]),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser1"),
-                &[("cpu", "1.54")],
-            ),
-            usage(
-                "2024-03",
-                "hpc_alloc2",
-                None,
-                &[("cpu", "2.25"), ("mem", "7.00")],
-            ),
-            usage(
-                "2024-03",
+            ("hpc_alloc1", None, &[("cpu", "1.54")]),
+            ("hpc_alloc1", Some("hpcuser1"), &[("cpu", "1.54")]),
+            ("hpc_alloc2", None, &[("cpu", "2.25"), ("mem", "7.00")]),
+            (
                 "hpc_alloc2",
                 Some("hpcuser2"),
                 &[("cpu", "2.25"), ("mem", "7.00")],
@@ -214,7 +201,7 @@ fn one_resource_failing_forever_fails_alone() {
     );
     let run = env.run(&[], &input);
     // 75: a temporary failure; the next cycle sends hpc_alloc1 again.
-    assert_eq!(run.code, 75, "{}", run.stderr);
+    run.assert_code(75);
     // hpc_alloc1: 1 attempt + 3 retries (--retries 3); hpc_alloc2: once.
     assert_eq!(
         set_usage_attempts(&env),
@@ -263,7 +250,7 @@ fn an_outage_on_every_resource_trips_the_breaker_after_its_limit() {
     env.fake
         .inject(Fault::new("POST", "set_usage/", FaultKind::Status(503)).times(1000));
     let run = env.run(&["--no-register", "--retries", "0"], &large_input(12));
-    assert_eq!(run.code, 75, "{}", run.stderr);
+    run.assert_code(75);
     let attempts = set_usage_attempts(&env);
     assert_eq!(attempts.len(), 8, "{attempts:?}");
     assert!(attempts.iter().all(|(_, n)| *n == 1), "{attempts:?}");
@@ -302,34 +289,28 @@ fn an_outage_on_every_resource_trips_the_breaker_after_its_limit() {
     );
 }
 
+const IDENTITIES: &str = "marketplace-site-agent-identities";
+
+/// A run on the March input against a fake whose `method` requests to the agent-identity
+/// endpoint answer 503 forever.
+fn identities_answering_503(method: &str) -> (Env, Run) {
+    let env = Env::new(Setup::small());
+    env.fake
+        .inject(Fault::new(method, IDENTITIES, FaultKind::Status(503)).times(1000));
+    let run = env.run(&[], &march_input());
+    (env, run)
+}
+
 #[test]
 fn an_identity_endpoint_down_never_holds_up_usage() {
     // The optional identity calls answer 503 forever: all usage is stored, the exit is 0, the
     // GET is retried at most once and nothing counts towards the breaker.
-    let env = Env::new(Setup::small());
-    env.fake.inject(
-        Fault::new(
-            "GET",
-            "marketplace-site-agent-identities",
-            FaultKind::Status(503),
-        )
-        .times(1000),
-    );
-    let run = env.run(&[], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        env.fake
-            .requests_to("GET", "marketplace-site-agent-identities")
-            .len(),
-        2
-    );
-    assert!(
-        run.stderr.contains(
-            "registering the agent identity failed (usage is still sent): GET \
-             /api/marketplace-site-agent-identities/: HTTP 503: Server Error (503) (HTML page)"
-        ),
-        "{}",
-        run.stderr
+    let (env, run) = identities_answering_503("GET");
+    run.assert_code(0);
+    assert_eq!(env.fake.requests_to("GET", IDENTITIES).len(), 2);
+    run.assert_stderr_contains(
+        "registering the agent identity failed (usage is still sent): GET \
+             /api/marketplace-site-agent-identities/: HTTP 503: Server Error (503) (HTML page)",
     );
     assert_same_as_fault_free(&env);
 }
@@ -337,29 +318,15 @@ fn an_identity_endpoint_down_never_holds_up_usage() {
 #[test]
 fn the_identity_post_is_sent_once_and_a_404_page_is_one_line() {
     // POST answers 503: not repeated (a repeat could create a second identity).
-    let env = Env::new(Setup::small());
-    env.fake.inject(
-        Fault::new(
-            "POST",
-            "marketplace-site-agent-identities",
-            FaultKind::Status(503),
-        )
-        .times(1000),
-    );
-    let run = env.run(&[], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        env.fake
-            .requests_to("POST", "marketplace-site-agent-identities")
-            .len(),
-        1
-    );
+    let (env, run) = identities_answering_503("POST");
+    run.assert_code(0);
+    assert_eq!(env.fake.requests_to("POST", IDENTITIES).len(), 1);
     assert_same_as_fault_free(&env);
     // A 7.0.7 without the identity endpoints answers Django's HTML page: one info line, no
     // warning, no page.
     let env = Env::new(Setup::small().waldur_7_0().without_agent_identities());
     let run = env.run(&["--now", "2024-03-20T10:00:00Z"], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let lines: Vec<&str> = run
         .stderr
         .lines()
@@ -374,8 +341,8 @@ fn the_identity_post_is_sent_once_and_a_404_page_is_one_line() {
         "{}",
         lines[0]
     );
-    assert!(!run.stderr.contains("<"), "{}", run.stderr);
-    assert!(!run.stderr.contains("WARN"), "{}", run.stderr);
+    assert_lacks(&run.stderr, "<");
+    assert_lacks(&run.stderr, "WARN");
 }
 
 #[test]
@@ -387,7 +354,7 @@ fn a_server_that_goes_away_stops_the_run_within_the_breaker_limit() {
     env.fake.refuse_connections_after(10);
     let started = Instant::now();
     let run = env.run(&["--no-register"], &large_input(20));
-    assert_eq!(run.code, 75, "{}", run.stderr);
+    run.assert_code(75);
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "{:?}",
@@ -417,11 +384,8 @@ fn a_server_that_goes_away_stops_the_run_within_the_breaker_limit() {
     }
     assert!(!stored.is_empty() && !failed.is_empty());
     assert!(run.summary("2024-03").contains("failed; not submitted: "));
-    assert!(
-        run.stderr
-            .contains("not sent: Waldur is unavailable (3 requests in a row could not reach it"),
-        "{}",
-        run.stderr
+    run.assert_stderr_contains(
+        "not sent: Waldur is unavailable (3 requests in a row could not reach it",
     );
 }
 
@@ -431,7 +395,7 @@ fn a_refusal_is_not_retried_and_the_other_resources_still_go() {
     env.fake
         .inject(Fault::new("POST", "set_usage/", FaultKind::Status(400)));
     let run = env.run(&[], &march_input());
-    assert_eq!(run.code, 76, "{}", run.stderr);
+    run.assert_code(76);
     let statuses: Vec<u16> = env
         .fake
         .requests()
@@ -449,11 +413,7 @@ fn a_refusal_is_not_retried_and_the_other_resources_still_go() {
             t4("2024-03-01", "hpc_alloc2", "mem", "0.00"),
         ]
     );
-    assert!(
-        run.stderr.contains("HTTP 400: Injected fault: status 400."),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("HTTP 400: Injected fault: status 400.");
     assert!(run.summary("2024-03").ends_with(
         "not submitted: hpc_alloc1 set_usage, hpc_alloc1 set_user_usages (cpu), \
          hpc_alloc1 set_user_usages (mem)"
@@ -466,7 +426,7 @@ fn a_refused_token_exits_77() {
     env.fake
         .inject(Fault::new("GET", "/api/users/me/", FaultKind::Status(401)));
     let run = env.run(&[], &march_input());
-    assert_eq!(run.code, 77, "{}", run.stderr);
+    run.assert_code(77);
     assert!(
         run.stderr
             .contains("HTTP 401 (the token is missing, wrong or expired)")
@@ -480,14 +440,10 @@ fn a_stream_cut_before_period_end_submits_nothing() {
     let full = march_input();
     let cut: String = full.lines().take(2).map(|l| format!("{l}\n")).collect();
     let run = env.run(&[], &cut);
-    assert_eq!(run.code, 65, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "period 2024-03: not submitted: period 2024-03: the input ended before its \
-             period_end (2 records seen)"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(65);
+    run.assert_stderr_contains(
+        "period 2024-03: not submitted: period 2024-03: the input ended before its \
+             period_end (2 records seen)",
     );
     assert!(
         env.fake
@@ -518,12 +474,8 @@ fn a_short_count_or_a_bad_line_refuses_the_period_but_not_the_others() {
         &["--staff", "--token-file", &staff],
         &(feb + &march_input()),
     );
-    assert_eq!(run.code, 65, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("announces 3 records but 2 arrived"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(65);
+    run.assert_stderr_contains("announces 3 records but 2 arrived");
     let periods: Vec<String> = env.totals().into_iter().map(|t| t.0).collect();
     assert!(periods.iter().all(|p| p == "2024-03-01"), "{periods:?}");
     assert_eq!(env.totals().len(), 5);
@@ -532,13 +484,9 @@ fn a_short_count_or_a_bad_line_refuses_the_period_but_not_the_others() {
     let bad = march_input().replace("\"0.54\"", "\"0.545\"");
     let run = env.run(&[], &bad);
     assert_eq!(run.code, 65);
-    assert!(
-        run.stderr.contains(
-            "input line 3: component \"cpu\": \"0.545\" is not a decimal number with at most \
-             2 decimal places; nothing of 2024-03 is submitted"
-        ),
-        "{}",
-        run.stderr
+    run.assert_stderr_contains(
+        "input line 3: component \"cpu\": \"0.545\" is not a decimal number with at most \
+             2 decimal places; nothing of 2024-03 is submitted",
     );
     assert!(env.fake.usages().is_empty());
 }
@@ -590,13 +538,9 @@ fn a_page_cap_from_the_command_line_stops_an_endless_listing_there() {
     let env = Env::new(Setup::small());
     endless_resource_listing(&env, true, false);
     let run = env.run(&["--max-pages", "5"], &march_input());
-    assert_eq!(run.code, 76, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "still a next page after 5 pages, the most one listing may have (--max-pages)"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(76);
+    run.assert_stderr_contains(
+        "still a next page after 5 pages, the most one listing may have (--max-pages)",
     );
     let listed = env
         .fake
@@ -605,7 +549,7 @@ fn a_page_cap_from_the_command_line_stops_an_endless_listing_there() {
     assert_eq!(listed, 5);
     assert!(env.posts().is_empty());
     let zero = env.run(&["--max-pages", "0"], &march_input());
-    assert_eq!(zero.code, 64, "{}", zero.stderr);
+    zero.assert_code(64);
     assert!(zero.stderr.contains("--max-pages: expected at least 1"));
 }
 
@@ -616,7 +560,7 @@ fn peak_rss_kib(env: &Env, args: &[&str], input: &str) -> (i32, u64) {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_waldur-push"))
         .env_remove("WALDUR_API_TOKEN")
         .env_remove("CREDENTIALS_DIRECTORY")
-        .env("WALDUR_USAGE_ETC_DIR", &env.dir)
+        .env("WALDUR_USAGE_ETC_DIR", env.dir.path())
         .args(["-c", env.config.to_str().unwrap(), "--now", NOW])
         .args(["--token-file", env.provider_token.to_str().unwrap()])
         .args(args)
@@ -691,7 +635,7 @@ fn the_run_stops_at_its_time_budget_and_names_what_was_not_sent() {
         &large_input(12),
     );
     let took = started.elapsed();
-    assert_eq!(run.code, 75, "{}", run.stderr);
+    run.assert_code(75);
     assert!(took < Duration::from_millis(4500), "took {took:?}");
     let outcomes = run.outcomes();
     let updated: Vec<&String> = outcomes
@@ -754,13 +698,10 @@ fn one_attempt_never_runs_past_the_time_budget() {
         &march_input(),
     );
     let took = started.elapsed();
-    assert_eq!(run.code, 75, "{}", run.stderr);
+    run.assert_code(75);
     assert!(took < Duration::from_secs(4), "took {took:?}");
-    assert!(
-        run.stderr
-            .contains("the run's time budget of 1.5 s (--max-run-time) was used up; last: "),
-        "{}",
-        run.stderr
+    run.assert_stderr_contains(
+        "the run's time budget of 1.5 s (--max-run-time) was used up; last: ",
     );
-    assert!(run.stderr.contains("not submitted:"), "{}", run.stderr);
+    run.assert_stderr_contains("not submitted:");
 }

@@ -4,28 +4,23 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::text::{assert_contains, assert_status};
 use assert_cmd::Command;
 use serde_json::Value;
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+use crate::support::scratch::Scratch;
 
 /// A fresh directory holding a config and fake SLURM tools.
 struct Site {
-    dir: PathBuf,
+    dir: Scratch,
 }
 
 impl Site {
     fn new(extra_backend: &str) -> Site {
-        let dir = std::env::temp_dir().join(format!(
-            "slurm-usage-sacct-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = fs::remove_dir_all(&dir);
+        let dir = Scratch::new("slurm-usage-sacct");
         fs::create_dir_all(dir.join("bin")).unwrap();
         let config = format!(
             r#"timezone: Europe/Berlin
@@ -50,7 +45,7 @@ offerings:
     /// Write an executable script `bin/<name>`; `$LOG` in it is this site's directory.
     fn tool(&self, name: &str, body: &str) {
         let path = self.dir.join("bin").join(name);
-        let script = format!("#!/bin/sh\nLOG='{}'\n{body}\n", self.dir.display());
+        let script = format!("#!/bin/sh\nLOG='{}'\n{body}\n", self.dir.path().display());
         fs::write(&path, script).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
@@ -91,7 +86,7 @@ offerings:
     }
 
     fn calls(&self) -> usize {
-        fs::read_dir(&self.dir)
+        fs::read_dir(self.dir.path())
             .unwrap()
             .filter(|e| {
                 e.as_ref()
@@ -101,12 +96,6 @@ offerings:
                     .starts_with("argv.")
             })
             .count()
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -173,12 +162,7 @@ fn dst_month_windows_in_berlin_and_the_exact_argv_and_tz() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     // March 2024 in Berlin: local midnights; the clocks went forward on the 31st, which the
     // wall-clock strings need not mention because TZ=Europe/Berlin makes sacct read them right.
     assert_eq!(
@@ -308,12 +292,7 @@ fn period_records_on_stdin_and_a_future_period_needs_no_sacct() {
         .write_stdin(input)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     // Only March ran sacct; December starts after now.
     assert_eq!(site.calls(), 1);
     let recs = parse(&out.stdout);
@@ -354,12 +333,7 @@ fn accounts_override_the_prefix_and_reference_mode_changes_the_query() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     assert_eq!(
         site.argv(0),
         vec![
@@ -394,12 +368,12 @@ fn slurm_bin_path_in_the_config_is_used_instead_of_path() {
     let out = site.cmd().args(["--period", "2024-03"]).output().unwrap();
     assert_eq!(out.status.code(), Some(69));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(&format!(
+    assert_contains(
+        &err,
+        &format!(
             "cannot run `TZ=Europe/Berlin {}/sacct",
             site.dir.join("sbin").display()
-        )),
-        "{err}"
+        ),
     );
     assert!(out.stdout.is_empty());
 }
@@ -446,18 +420,12 @@ fn a_failing_sacct_fails_its_period_only_with_its_stderr() {
     assert_eq!(recs.len(), 4);
     assert!(recs.iter().all(|r| r["period"] == "2024-02"));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("period 2024-03: `TZ=Europe/Berlin sacct"),
-        "{err}"
+    assert_contains(&err, "period 2024-03: `TZ=Europe/Berlin sacct");
+    assert_contains(
+        &err,
+        "exited with status 1; its stderr:\nsacct: error: Problem talking to the database: Connection refused",
     );
-    assert!(
-        err.contains("exited with status 1; its stderr:\nsacct: error: Problem talking to the database: Connection refused"),
-        "{err}"
-    );
-    assert!(
-        err.contains("1 of 2 periods failed and wrote no records: 2024-03"),
-        "{err}"
-    );
+    assert_contains(&err, "1 of 2 periods failed and wrote no records: 2024-03");
 }
 
 #[test]
@@ -485,9 +453,9 @@ fn a_hanging_sacct_is_killed_at_the_timeout() {
     assert_eq!(out.status.code(), Some(75));
     assert!(out.stdout.is_empty(), "no partial total");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("did not finish within 1 s and was killed; its stderr:\nsacct: slow"),
-        "{err}"
+    assert_contains(
+        &err,
+        "did not finish within 1 s and was killed; its stderr:\nsacct: slow",
     );
 }
 
@@ -499,11 +467,9 @@ fn bad_sacct_lines_fail_with_65_or_are_counted() {
     assert_eq!(out.status.code(), Some(65));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(
-            "sacct output line 2: AllocTRES: TRES entry \"cpu=2\": this TRES appears twice"
-        ),
-        "{err}"
+    assert_contains(
+        &err,
+        "sacct output line 2: AllocTRES: TRES entry \"cpu=2\": this TRES appears twice",
     );
     let out = site
         .cmd()
@@ -542,28 +508,20 @@ fn check_reports_versions_cluster_and_accounts() {
     let site = Site::new("");
     check_tools(&site, "ci\\nother\\n");
     let out = site.cmd().arg("--check").output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_status(&out, 0);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("[ ok ] sacct: slurm-wlm 22.05.8 (sacct --version)"),
-        "{text}"
+    assert_contains(&text, "[ ok ] sacct: slurm-wlm 22.05.8 (sacct --version)");
+    assert_contains(
+        &text,
+        "[ ok ] cluster: cluster_name \"ci\" is known to slurmdbd",
     );
-    assert!(
-        text.contains("[ ok ] cluster: cluster_name \"ci\" is known to slurmdbd"),
-        "{text}"
+    assert_contains(
+        &text,
+        "[ ok ] accounts: 2 accounts start with \"hpc_\": hpc_alloc1, hpc_alloc2",
     );
-    assert!(
-        text.contains("[ ok ] accounts: 2 accounts start with \"hpc_\": hpc_alloc1, hpc_alloc2"),
-        "{text}"
-    );
-    assert!(
-        text.contains("[ ok ] tres: SLURM accounts every TRES the components read: cpu"),
-        "{text}"
+    assert_contains(
+        &text,
+        "[ ok ] tres: SLURM accounts every TRES the components read: cpu",
     );
     assert!(text.ends_with("all checks passed\n"));
 
@@ -588,20 +546,16 @@ fn check_names_a_component_tres_that_slurm_does_not_account() {
     let out = site.cmd().arg("--check").output().unwrap();
     assert_eq!(out.status.code(), Some(78));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains(
-            "[FAIL] tres: SLURM does not account gres/gpu, which the components read: they \
+    assert_contains(
+        &text,
+        "[FAIL] tres: SLURM does not account gres/gpu, which the components read: they \
              would be 0.00 for every resource (SLURM accounts: cpu, mem, energy, node, billing, \
-             fs/disk)"
-        ),
-        "{text}"
+             fs/disk)",
     );
-    assert!(
-        text.contains(
-            "fix: add the TRES to AccountingStorageTRES in slurm.conf and restart slurmctld, or \
-             fix backend_components in the config"
-        ),
-        "{text}"
+    assert_contains(
+        &text,
+        "fix: add the TRES to AccountingStorageTRES in slurm.conf and restart slurmctld, or \
+             fix backend_components in the config",
     );
 }
 
@@ -633,14 +587,8 @@ fn check_fails_with_what_to_fix() {
         .unwrap();
     assert_eq!(out.status.code(), Some(69));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("[FAIL] sinfo: cannot run `sinfo --version`"),
-        "{text}"
-    );
-    assert!(
-        text.contains("fix: install the Slurm client tools"),
-        "{text}"
-    );
+    assert_contains(&text, "[FAIL] sinfo: cannot run `sinfo --version`");
+    assert_contains(&text, "fix: install the Slurm client tools");
 }
 
 #[test]
@@ -670,7 +618,7 @@ fn a_period_record_that_is_not_its_month_runs_no_sacct() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(65), "{err}");
-        assert!(err.contains(message), "{err}");
+        assert_contains(&err, message);
         assert_eq!(site.calls(), 0);
         assert!(!String::from_utf8_lossy(&out.stdout).contains("\"tres\""));
     }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::support::text::assert_contains;
 use assert_cmd::Command;
 use serde_json::Value;
 
@@ -54,7 +55,7 @@ fn assert_refused(input: Vec<u8>, line: u64, reason: &str) {
         "want {want:?} in {err:?} for {:?}",
         String::from_utf8_lossy(&input)
     );
-    assert!(err.contains("use --skip-bad-lines"), "{err}");
+    assert_contains(&err, "use --skip-bad-lines");
 }
 
 fn usage(recs: &[Value], user: Option<&str>) -> BTreeMap<String, u64> {
@@ -90,7 +91,7 @@ fn assert_skipped_rest_exact(input: Vec<u8>, lines: u64) {
     assert_eq!(usage(&recs, Some("bob")), map(&[("cpu", 10)]));
     // The account total: 200 + 10 CPU-s, 1000 MiB-s.
     assert_eq!(usage(&recs, None), map(&[("cpu", 210), ("mem", 1000)]));
-    assert!(err.contains("skipping sacct output line"), "{err}");
+    assert_contains(&err, "skipping sacct output line");
 }
 
 #[test]

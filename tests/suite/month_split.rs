@@ -1,9 +1,10 @@
 //! `month-split` run as a binary: exact periods for the time zones and calendar edges that
 //! break naive month arithmetic, and plain usage errors with exit 64.
 
-use std::io::Write;
-
+use crate::support::text::assert_contains;
 use assert_cmd::cargo::cargo_bin_cmd;
+
+use crate::support::scratch::ScratchFile;
 
 /// Run month-split with `args` (logs off); return (exit code, stdout, stderr).
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -337,12 +338,16 @@ fn a_five_year_range_is_sixty_numbered_periods() {
     }
 }
 
-fn config(extra: &str) -> tempfile_like::Path {
-    tempfile_like::write(&format!(
-        "{extra}offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    \
+fn config(extra: &str) -> ScratchFile {
+    ScratchFile::new(
+        "month-split",
+        "config.yaml",
+        &format!(
+            "{extra}offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    \
          waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n    \
          backend_components:\n      cpu: {{ unit_factor: 60000 }}\n"
-    ))
+        ),
+    )
 }
 
 #[test]
@@ -471,39 +476,6 @@ fn help_teaches_with_examples_and_version_works() {
     );
 }
 
-/// A tiny temp-file helper (no extra crate): a file under the target temp dir, removed on drop.
-mod tempfile_like {
-    use super::Write;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    pub struct Path(std::path::PathBuf);
-
-    impl Path {
-        pub fn as_str(&self) -> &str {
-            self.0.to_str().unwrap()
-        }
-    }
-
-    impl Drop for Path {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
-    pub fn write(text: &str) -> Path {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let path = dir.join(format!(
-            "month-split-{}-{}.yaml",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let mut f = std::fs::File::create(&path).unwrap();
-        f.write_all(text.as_bytes()).unwrap();
-        Path(path)
-    }
-}
-
 #[test]
 fn instants_and_months_outside_1970_to_9998_are_refused_saying_so() {
     let range = "lies in the year {}: the tools bill months from 1970 to 9998 only (check the \
@@ -533,9 +505,9 @@ fn instants_and_months_outside_1970_to_9998_are_refused_saying_so() {
         "1",
     ]);
     assert_eq!(code, 64);
-    assert!(
-        err.contains(&format!("\"1969-12\" {}", range.replace("{}", "1969"))),
-        "{err}"
+    assert_contains(
+        &err,
+        &format!("\"1969-12\" {}", range.replace("{}", "1969")),
     );
     // slurm-usage reads --now the same way.
     let out = cargo_bin_cmd!("slurm-usage")
@@ -551,10 +523,7 @@ fn instants_and_months_outside_1970_to_9998_are_refused_saying_so() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{err}");
-    assert!(
-        err.contains("--now \"0000-01-01T00:00:00Z\" lies in the year 0"),
-        "{err}"
-    );
+    assert_contains(&err, "--now \"0000-01-01T00:00:00Z\" lies in the year 0");
     let out = cargo_bin_cmd!("slurm-usage")
         .args(["--period", "9999-01", "--input", "/dev/null"])
         .output()

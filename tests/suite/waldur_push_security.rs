@@ -2,27 +2,17 @@
 //! `waldur_push_util::Run`), plain http to a non-loopback host is refused, risky token sources
 //! warn, and each token source and OIDC client credentials authenticate.
 
-mod support;
-mod waldur_push_util;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use support::fake_waldur::{PROVIDER_TOKEN, STAFF_TOKEN, Setup};
-use waldur_push_util::*;
+use crate::support::fake_waldur::{Fault, FaultKind, PROVIDER_TOKEN, STAFF_TOKEN, Setup};
+use crate::support::scratch::write_mode;
+use crate::support::text::{assert_contains, assert_lacks};
+use crate::waldur_push_util::*;
 
 fn small_input() -> String {
-    period(
-        "2024-03",
-        &[usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.00")])],
-    )
-}
-
-fn write_mode(path: &std::path::Path, text: &str, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    period_of("2024-03", &[("hpc_alloc1", None, &[("cpu", "1.00")])])
 }
 
 #[test]
@@ -36,14 +26,10 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 78, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "waldur_api_url: \"http://waldur.example.com/api/\": plain http would send the API \
-             token unencrypted; use https://"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(78);
+    run.assert_stderr_contains(
+        "waldur_api_url: \"http://waldur.example.com/api/\": plain http would send the API \
+             token unencrypted; use https://",
     );
     assert!(run.stderr.contains("--allow-insecure-http"));
 }
@@ -52,13 +38,9 @@ fn plain_http_to_a_remote_host_is_refused_before_any_request() {
 fn a_token_on_the_command_line_works_but_warns() {
     let env = Env::new(Setup::small());
     let run = env.run(&["--token", PROVIDER_TOKEN], &small_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "the token was given on the command line, where other users can see it with `ps`"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(0);
+    run.assert_stderr_contains(
+        "the token was given on the command line, where other users can see it with `ps`",
     );
     let auth = env.fake.requests()[0].authorization.clone();
     assert_eq!(auth, Some(format!("Token {PROVIDER_TOKEN}")));
@@ -79,13 +61,9 @@ fn a_wrong_token_exits_77_without_showing_it_even_with_debug_logs() {
         ],
         &small_input(),
     );
-    assert_eq!(run.code, 77, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "GET /api/users/me/: HTTP 401 (the token is missing, wrong or expired): Invalid token."
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(77);
+    run.assert_stderr_contains(
+        "GET /api/users/me/: HTTP 401 (the token is missing, wrong or expired): Invalid token.",
     );
     assert!(!run.stderr.contains(secret) && !run.stdout.contains(secret));
 }
@@ -105,7 +83,7 @@ fn the_systemd_credential_and_the_environment_are_token_sources() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     // The credential comes first: the staff token was used.
     assert_eq!(
         env.fake.requests()[0].authorization,
@@ -140,16 +118,12 @@ fn a_token_in_a_world_readable_config_warns_and_verify_ssl_false_warns_loudly() 
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
-            "{} holds waldur_api_token and is readable by group or others; run `chmod 600` on it",
-            config.display()
-        )),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("verify_ssl is false"), "{}", run.stderr);
+    run.assert_code(0);
+    run.assert_stderr_contains(&format!(
+        "{} holds waldur_api_token and is readable by group or others; run `chmod 600` on it",
+        config.display()
+    ));
+    run.assert_stderr_contains("verify_ssl is false");
 }
 
 /// A one-endpoint OIDC token server: answers every POST with an access token and keeps the
@@ -210,7 +184,7 @@ fn oidc_client_credentials_give_a_bearer_token_fetched_once() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     assert!(!run.stderr.contains("s3cr3t") && !run.stdout.contains("s3cr3t"));
     assert_eq!(
         *seen.lock().unwrap(),
@@ -239,14 +213,9 @@ fn an_identity_provider_that_is_down_is_an_outage_and_a_refusal_is_a_token_error
             .output()
             .unwrap(),
     );
-    assert_eq!(run.code, 75, "{}", run.stderr);
+    run.assert_code(75);
     assert_eq!(seen.lock().unwrap().len(), 2, "one attempt and one retry");
-    assert!(
-        run.stderr
-            .contains(&format!("POST OIDC token endpoint {token_url}: HTTP 503")),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains(&format!("POST OIDC token endpoint {token_url}: HTTP 503"));
     assert!(env.fake.requests().is_empty());
     // 401 from the token endpoint: the client secret is wrong. Not retried, exit 77.
     let env = Env::new(Setup::small());
@@ -260,9 +229,9 @@ fn an_identity_provider_that_is_down_is_an_outage_and_a_refusal_is_a_token_error
             .output()
             .unwrap(),
     );
-    assert_eq!(run.code, 77, "{}", run.stderr);
+    run.assert_code(77);
     assert_eq!(seen.lock().unwrap().len(), 1);
-    assert!(run.stderr.contains("HTTP 401"), "{}", run.stderr);
+    run.assert_stderr_contains("HTTP 401");
     assert!(!run.stderr.contains("s3cr3t"));
 }
 
@@ -292,27 +261,23 @@ fn assert_token_absent(what: &str, text: &str) {
     }
 }
 
+/// The small setup, whose answers to `method` requests on paths containing `path` are an error
+/// `status` quoting the request headers, `times` times.
+fn echoing_headers(method: &str, path: &str, status: u16, times: u32) -> Env {
+    let env = Env::new(Setup::small());
+    env.fake
+        .inject(Fault::new(method, path, FaultKind::EchoHeaders(status)).times(times));
+    env
+}
+
 #[test]
 fn error_bodies_that_echo_the_request_headers_never_show_the_token() {
     // A 400 whose DRF detail quotes the headers, and a 500 debug page listing them: in the
     // result records' reasons (stdout), the warnings and errors (stderr).
     for status in [400, 500] {
-        let env = Env::new(Setup::small());
-        env.fake.inject(
-            support::fake_waldur::Fault::new(
-                "POST",
-                "set_usage/",
-                support::fake_waldur::FaultKind::EchoHeaders(status),
-            )
-            .times(100),
-        );
+        let env = echoing_headers("POST", "set_usage/", status, 100);
         let run = env.run(&["--log-level", "debug"], &small_input());
-        assert_eq!(
-            run.code,
-            if status == 400 { 76 } else { 75 },
-            "{}",
-            run.stderr
-        );
+        run.assert_code(if status == 400 { 76 } else { 75 });
         assert!(
             run.stderr.contains("authorization: Token [redacted]"),
             "the message stays useful, only the key is gone:\n{}",
@@ -331,18 +296,10 @@ fn error_bodies_that_echo_the_request_headers_never_show_the_token() {
 #[test]
 fn check_lines_never_show_a_token_echoed_by_the_server() {
     for status in [400, 500] {
-        let env = Env::new(Setup::small());
-        env.fake.inject(
-            support::fake_waldur::Fault::new(
-                "GET",
-                "",
-                support::fake_waldur::FaultKind::EchoHeaders(status),
-            )
-            .times(1000),
-        );
+        let env = echoing_headers("GET", "", status, 1000);
         let run = env.run(&["--check", "--retries", "0"], "");
         assert_ne!(run.code, 0, "{}", run.stdout);
-        assert!(run.stdout.contains("FAIL"), "{}", run.stdout);
+        assert_contains(&run.stdout, "FAIL");
         assert!(
             format!("{}{}", run.stdout, run.stderr).contains("[redacted]"),
             "{}\n{}",
@@ -367,12 +324,7 @@ fn a_token_file_that_is_a_device_is_refused_at_once() {
     let (run, took) = run_token_file(&env, "/dev/zero");
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
     assert!(run.code == 77 || run.code == 78, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("the token file /dev/zero is not a regular file"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("the token file /dev/zero is not a regular file");
     assert!(env.fake.requests().is_empty());
 }
 
@@ -387,14 +339,10 @@ fn a_token_file_larger_than_4_kib_is_refused_naming_the_limit() {
     );
     let (run, _) = run_token_file(&env, big.to_str().unwrap());
     assert!(run.code == 77 || run.code == 78, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(&format!(
-            "the token file {} is larger than 4096 bytes (4 KiB)",
-            big.display()
-        )),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains(&format!(
+        "the token file {} is larger than 4096 bytes (4 KiB)",
+        big.display()
+    ));
     assert!(env.fake.requests().is_empty());
 }
 
@@ -424,12 +372,8 @@ fn a_token_that_is_not_printable_ascii_is_refused_without_echoing_it() {
             "{name}: {}",
             run.stderr
         );
-        assert!(
-            !run.stderr.contains(&PROVIDER_TOKEN[..20]),
-            "{}",
-            run.stderr
-        );
-        assert!(!run.stderr.contains("900d"), "{}", run.stderr);
+        assert_lacks(&run.stderr, &PROVIDER_TOKEN[..20]);
+        assert_lacks(&run.stderr, "900d");
     }
     assert!(env.fake.requests().is_empty());
     // The same rule for a token from the environment.
@@ -440,13 +384,8 @@ fn a_token_that_is_not_printable_ascii_is_refused_without_echoing_it() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 77, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("WALDUR_API_TOKEN: the token starts with a UTF-8 byte order mark"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(77);
+    run.assert_stderr_contains("WALDUR_API_TOKEN: the token starts with a UTF-8 byte order mark");
 }
 
 #[test]
@@ -471,12 +410,8 @@ fn a_token_file_others_can_write_is_refused_naming_chmod_600() {
     let path = env.dir.join("token-640");
     write_mode(&path, PROVIDER_TOKEN, 0o640);
     let (run, _) = run_token_file(&env, path.to_str().unwrap());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("readable by group or others"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(0);
+    run.assert_stderr_contains("readable by group or others");
 }
 
 /// A "proxy" that accepts connections and records every byte it receives, answering nothing.
@@ -520,7 +455,7 @@ fn a_loopback_waldur_is_never_reached_through_a_proxy() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     assert!(!env.fake.requests().is_empty(), "connected directly");
     std::thread::sleep(std::time::Duration::from_millis(100));
     let received = seen.lock().unwrap().clone();
@@ -545,12 +480,8 @@ fn plain_http_through_a_proxy_to_a_remote_host_is_refused() {
         .output()
         .unwrap();
     let run = Run::from(out);
-    assert_eq!(run.code, 78, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("plain http through the proxy"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(78);
+    run.assert_stderr_contains("plain http through the proxy");
     std::thread::sleep(std::time::Duration::from_millis(100));
     assert!(seen.lock().unwrap().is_empty());
 }
@@ -616,13 +547,9 @@ fn an_untrusted_certificate_is_not_retried_and_exits_78_naming_the_trust_store()
     let run = env.run_with(&config, &["--retries", "3"], &small_input());
     let _ = server.kill();
     let _ = server.wait();
-    assert_eq!(run.code, 78, "{}", run.stderr);
-    assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("GET /api/users/me/: TLS failed: ")
-            && run.stderr.contains("invalid peer certificate")
-            && run.stderr.contains("not trusted by the system trust store"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(78);
+    assert_lacks(&run.stderr, "retrying");
+    run.assert_stderr_contains("GET /api/users/me/: TLS failed: ");
+    run.assert_stderr_contains("invalid peer certificate");
+    run.assert_stderr_contains("not trusted by the system trust store");
 }

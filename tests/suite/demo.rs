@@ -1,8 +1,11 @@
 //! `shell/demo`, the README's first command, and `shell/demo --against-fake`, its "try it
 //! against a fake Waldur" mode: run as a user would, with this build's binaries.
 
+use crate::support::text::assert_lacks;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use crate::support::scratch::Scratch;
 
 fn bin_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_waldur-push"))
@@ -33,7 +36,8 @@ fn demo(args: &[&str], log: &Path) -> Output {
 
 #[test]
 fn against_the_fake_the_sample_month_is_sent_once_and_the_second_cycle_changes_nothing() {
-    let log = std::env::temp_dir().join(format!("waldur-usage-demo-{}.jsonl", std::process::id()));
+    let scratch = Scratch::new("demo");
+    let log = scratch.join("log.jsonl");
     let out = demo(&["--against-fake"], &log);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let shown = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
@@ -68,7 +72,6 @@ fn against_the_fake_the_sample_month_is_sent_once_and_the_second_cycle_changes_n
     // 13 usage POSTs and the agent identity (create, register_service) in the first cycle;
     // the second cycle reads and finds every value equal, so it writes nothing.
     let requests = std::fs::read_to_string(&log).unwrap();
-    let _ = std::fs::remove_file(&log);
     let writes = requests
         .lines()
         .filter(|l| l.contains("\"method\":\"POST\"") || l.contains("\"method\":\"PUT\""))
@@ -79,15 +82,13 @@ fn against_the_fake_the_sample_month_is_sent_once_and_the_second_cycle_changes_n
         "{shown}"
     );
     // The staff token never shows.
-    assert!(
-        !shown.contains("57aff0000000000000000000000000000000c0de"),
-        "{shown}"
-    );
+    assert_lacks(&shown, "57aff0000000000000000000000000000000c0de");
 }
 
 #[test]
 fn demo_rejects_an_unknown_argument_with_64() {
-    let log = std::env::temp_dir().join("waldur-usage-demo-unused.jsonl");
+    let scratch = Scratch::new("demo-unused");
+    let log = scratch.join("log.jsonl");
     let out = demo(&["--bogus"], &log);
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown argument --bogus"));

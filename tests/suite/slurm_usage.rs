@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::support::scratch::ScratchFile;
+use crate::support::text::assert_contains;
 use assert_cmd::Command;
 use serde_json::Value;
 
@@ -303,12 +305,19 @@ fn a_job_that_never_started_counts_but_uses_nothing() {
     );
 }
 
-fn write_temp(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("slurm-usage-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
+fn write_temp(name: &str, text: &str) -> ScratchFile {
+    ScratchFile::new("slurm-usage", name, text)
+}
+
+/// The records of June 2024 from `dump` (`Account|ReqTRES|Elapsed|User` lines, saved as
+/// `name`) with `--compat reference` and `extra` arguments; exit 0.
+fn reference_records(name: &str, dump: &str, extra: &[&str]) -> Vec<Value> {
+    let path = write_temp(name, dump);
+    let mut args = vec!["--period", "2024-06", "--compat", "reference"];
+    args.extend_from_slice(extra);
+    args.extend(["--fields", "Account,ReqTRES,Elapsed,User"]);
+    args.extend(["--input", path.to_str().unwrap()]);
+    records(&args, 0)
 }
 
 #[test]
@@ -321,20 +330,7 @@ e2e_project|cpu=64,mem=256000M,node=1|10:00:00|e2euser1
 e2e_project|cpu=64,mem=256000M,node=1|20:00:00|e2euser2
 e2e_project|cpu=64,mem=256000M,node=1|1-06:00:00|e2euser3
 ";
-    let path = write_temp("e3.txt", dump);
-    let recs = records(
-        &[
-            "--period",
-            "2024-06",
-            "--compat",
-            "reference",
-            "--fields",
-            "Account,ReqTRES,Elapsed,User",
-            "--input",
-            path.to_str().unwrap(),
-        ],
-        0,
-    );
+    let recs = reference_records("e3.txt", dump, &[]);
     // e2euser1: 10 h = 36000 s; cpu 64 x 36000 = 2,304,000 s = 38,400 CPU-min = 0.64 x 60000.
     // mem 256000 x 36000 = 9,216,000,000 MiB-s = 153,600,000 MiB-min = 2500 x 61440.
     let u1 = usage(&recs, "e2e_project", Some("e2euser1"));
@@ -362,22 +358,7 @@ hpc_alloc1|billing=1,cpu=1,mem=100M,node=1|00:00:03|alice
 hpc_alloc1|billing=2,cpu=2,mem=1000M,node=1|00:00:00|carol
 hpc_alloc2|billing=2,cpu=2,mem=2048M,node=1|00:30:00|dave
 ";
-    let path = write_temp("e7.txt", dump);
-    let recs = records(
-        &[
-            "--period",
-            "2024-06",
-            "--compat",
-            "reference",
-            "--tz",
-            "Europe/Tallinn",
-            "--fields",
-            "Account,ReqTRES,Elapsed,User",
-            "--input",
-            path.to_str().unwrap(),
-        ],
-        0,
-    );
+    let recs = reference_records("e7.txt", dump, &["--tz", "Europe/Tallinn"]);
     // alice: cpu 4 x 3600 + 1 x 3 = 14,403 s = 240.05 CPU-min x 60;
     //        mem 8192 x 3600 + 100 x 3 = 29,491,500 MiB-s = 491,525 MiB-min x 60.
     let alice = usage(&recs, "hpc_alloc1", Some("alice"));
@@ -510,12 +491,10 @@ JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES
     assert_eq!(out.status.code(), Some(65));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(
-            "sacct output line 3: ElapsedRaw \"ten\" is not a duration (expected whole seconds): \
-             \"2|hpc_a|bob|COMPLETED|ten|cpu=2|cpu=2\""
-        ),
-        "{err}"
+    assert_contains(
+        &err,
+        "sacct output line 3: ElapsedRaw \"ten\" is not a duration (expected whole seconds): \
+             \"2|hpc_a|bob|COMPLETED|ten|cpu=2|cpu=2\"",
     );
     let out = cmd()
         .args(["--period", "2024-03", "--skip-bad-lines", "--input", p])
@@ -523,9 +502,9 @@ JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("warning: period 2024-03: skipping sacct output line 3"),
-        "{err}"
+    assert_contains(
+        &err,
+        "warning: period 2024-03: skipping sacct output line 3",
     );
     let recs: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
@@ -724,7 +703,10 @@ fn start_and_end_take_a_whole_month_as_month_split_does() {
     assert_eq!(split.status.code(), Some(0), "{split:?}");
     let period = String::from_utf8(split.stdout).unwrap();
     assert_eq!(by_month.lines().next(), period.lines().next());
-    assert!(period.contains(r#""period":"2024-03","start":"2024-03-01T00:00:00+00:00","end":"2024-04-01T00:00:00+00:00""#), "{period}");
+    assert_contains(
+        &period,
+        r#""period":"2024-03","start":"2024-03-01T00:00:00+00:00","end":"2024-04-01T00:00:00+00:00""#,
+    );
     // A month range still covers its months: two here, which one saved dump cannot hold.
     let out = cmd()
         .args([

@@ -1,11 +1,8 @@
 //! `waldur-push --audit`: what Waldur holds for a month against what SLURM measured, per
 //! resource, component and user, read-only (issue 15, "Done when" 1).
 
-mod support;
-mod waldur_push_util;
-
-use support::fake_waldur::{Setup, StoredUsage, StoredUserUsage, det_uuid};
-use waldur_push_util::*;
+use crate::support::fake_waldur::{Setup, StoredUsage, StoredUserUsage, det_uuid};
+use crate::waldur_push_util::*;
 
 /// Everything agrees: exit 0. A difference of any kind: exit 1.
 const DIFFERS: i32 = 1;
@@ -16,7 +13,7 @@ fn right_after_a_push_everything_is_ok() {
     assert_eq!(env.run(&[], &march_input()).code, 0);
     let posts = env.posts().len();
     let run = env.run(&["--audit"], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     assert_eq!(env.posts().len(), posts, "the audit wrote nothing");
     let r1 = env.resource("hpc_alloc1");
     let r2 = env.resource("hpc_alloc2");
@@ -40,12 +37,7 @@ fn right_after_a_push_everything_is_ok() {
         .map(|l| l.rsplit(' ').next().unwrap().to_string())
         .collect();
     assert!(statuses.iter().all(|s| s == "ok"), "{}", run.stdout);
-    assert!(
-        run.stderr
-            .contains("audit: 1 period(s), Waldur holds exactly what SLURM measured"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("audit: 1 period(s), Waldur holds exactly what SLURM measured");
 }
 
 fn stored(s: &Setup, n: u64, backend: &str, component: &str, value: &str) -> StoredUsage {
@@ -93,7 +85,7 @@ fn each_kind_of_difference_has_its_line_and_exit_1() {
     s.existing_usages = vec![cpu, extra];
     let env = Env::new(s);
     let run = env.run(&["--audit"], &march_input());
-    assert_eq!(run.code, DIFFERS, "{}", run.stderr);
+    run.assert_code(DIFFERS);
     assert!(env.posts().is_empty(), "the audit wrote nothing");
     let r1 = env.resource("hpc_alloc1");
     let r2 = env.resource("hpc_alloc2");
@@ -111,13 +103,9 @@ fn each_kind_of_difference_has_its_line_and_exit_1() {
              2024-03  hpc_alloc2  {r2}  cpu        (total)         -    3.00        3.00  extra\n"
         )
     );
-    assert!(
-        run.stderr.contains(
-            "6 value(s) in 1 period(s) differ between SLURM and Waldur: see the lines whose \
-             status is not ok"
-        ),
-        "{}",
-        run.stderr
+    run.assert_stderr_contains(
+        "6 value(s) in 1 period(s) differ between SLURM and Waldur: see the lines whose \
+             status is not ok",
     );
     // The same as JSON lines.
     let run = env.run(&["--audit", "--json"], &march_input());

@@ -2,27 +2,19 @@
 //! nothing of their period reaches Waldur (issue 16): amounts in any spelling but plain
 //! decimals, a user above the account total, and a period that comes twice.
 
-mod support;
-mod waldur_push_util;
-
-use support::fake_waldur::Setup;
-use waldur_push_util::*;
+use crate::support::fake_waldur::Setup;
+use crate::waldur_push_util::*;
 
 /// Bad or incomplete input.
 const DATAERR: i32 = 65;
 
 /// March for hpc_alloc1 with the total's cpu written as `cpu` and its one user at 1.00.
 fn march_with_total_cpu(cpu: &str) -> String {
-    period(
+    period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", cpu)]),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser1"),
-                &[("cpu", "1.00")],
-            ),
+            ("hpc_alloc1", None, &[("cpu", cpu)]),
+            ("hpc_alloc1", Some("hpcuser1"), &[("cpu", "1.00")]),
         ],
     )
 }
@@ -49,7 +41,7 @@ fn amounts_that_are_not_plain_decimals_refuse_their_period() {
     // The plain spelling of the same value goes through.
     let env = Env::new(Setup::small());
     let run = env.run(&["--no-register"], &march_with_total_cpu("1.00"));
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
 }
 
 #[test]
@@ -58,24 +50,19 @@ fn a_user_above_the_account_total_refuses_the_period() {
     // usage-convert output holds this.
     let env = Env::new(Setup::small());
     let run = env.run(&["--no-register"], &march_with_total_cpu("0.99"));
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "input line 2: user \"hpcuser1\" of account \"hpc_alloc1\" has cpu 1.00, more than \
-             the account total 0.99 (line 1); nothing of 2024-03 is submitted"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains(
+        "input line 2: user \"hpcuser1\" of account \"hpc_alloc1\" has cpu 1.00, more than \
+             the account total 0.99 (line 1); nothing of 2024-03 is submitted",
     );
     assert!(env.posts().is_empty());
     // A user with a component the total does not have is above it too.
     let env = Env::new(Setup::small());
-    let input = period(
+    let input = period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.00")]),
-            usage(
-                "2024-03",
+            ("hpc_alloc1", None, &[("cpu", "1.00")]),
+            (
                 "hpc_alloc1",
                 Some("hpcuser1"),
                 &[("cpu", "1.00"), ("mem", "2.00")],
@@ -83,13 +70,8 @@ fn a_user_above_the_account_total_refuses_the_period() {
         ],
     );
     let run = env.run(&["--no-register"], &input);
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("has mem 2.00, more than the account total 0.00"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains("has mem 2.00, more than the account total 0.00");
     assert!(env.posts().is_empty());
 }
 
@@ -99,19 +81,12 @@ fn a_period_that_comes_twice_is_refused_the_second_time() {
     // same account) is refused, and the run says so with exit 65.
     let env = Env::new(Setup::small());
     let first = march_with_total_cpu("2.00");
-    let second = period(
-        "2024-03",
-        &[usage("2024-03", "hpc_alloc1", None, &[("cpu", "0.00")])],
-    );
+    let second = period_of("2024-03", &[("hpc_alloc1", None, &[("cpu", "0.00")])]);
     let run = env.run(&["--no-register"], &(first + &second));
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "period 2024-03 comes twice in the input (its first copy ended at line 3, this one \
-             at line 5); the second copy is not submitted"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains(
+        "period 2024-03 comes twice in the input (its first copy ended at line 3, this one \
+             at line 5); the second copy is not submitted",
     );
     let cpu: Vec<_> = env
         .totals()
@@ -131,15 +106,11 @@ fn only_a_period_record_of_the_whole_month_is_billed() {
         &["--no-register"],
         &format!("{part}\n{}", march_with_total_cpu("2.00")),
     );
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "input line 1: period 2024-03: start 2024-03-10T00:00:00+00:00 and end \
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains(
+        "input line 1: period 2024-03: start 2024-03-10T00:00:00+00:00 and end \
              2024-04-01T00:00:00+00:00 are not that whole month in UTC (2024-03-01T00:00:00+00:00 \
-             to 2024-04-01T00:00:00+00:00): only whole months are billed"
-        ),
-        "{}",
-        run.stderr
+             to 2024-04-01T00:00:00+00:00): only whole months are billed",
     );
     assert!(env.posts().is_empty());
 }

@@ -1,11 +1,8 @@
 //! Every amount that is not sent is loud (issue 12, "Done when" 2): for each kind of held-back
 //! or skipped outcome, the exit status and the one warning line that names it.
 
-mod support;
-mod waldur_push_util;
-
-use support::fake_waldur::Setup;
-use waldur_push_util::*;
+use crate::support::fake_waldur::Setup;
+use crate::waldur_push_util::*;
 
 /// Nothing failed, something needs an operator.
 const HELD: i32 = 3;
@@ -32,7 +29,7 @@ fn a_held_decrease_is_a_warning_and_exit_3() {
         &["--no-register"],
         &march(&[usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.50")])]),
     );
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     assert!(
         warnings(&run).contains(
             &"2024-03 hpc_alloc1 set_usage (cpu): not sent: decrease: 2.00 -> 1.50".into()
@@ -40,12 +37,8 @@ fn a_held_decrease_is_a_warning_and_exit_3() {
         "{}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains(
-            "waldur-push: warning: 1 result(s) held back, skipped or sent without a user link"
-        ),
-        "{}",
-        run.stderr
+    run.assert_stderr_contains(
+        "waldur-push: warning: 1 result(s) held back, skipped or sent without a user link",
     );
 }
 
@@ -54,12 +47,9 @@ fn a_closed_month_without_staff_is_a_warning_and_exit_3() {
     let env = Env::new(Setup::small());
     let run = env.run(
         &["--no-register"],
-        &period(
-            "2024-02",
-            &[usage("2024-02", "hpc_alloc1", None, &[("cpu", "1.00")])],
-        ),
+        &period_of("2024-02", &[("hpc_alloc1", None, &[("cpu", "1.00")])]),
     );
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     assert_eq!(
         warnings(&run)[0],
         "2024-02 has ended on Waldur with usage that was never sent: hpc_alloc1 cpu 1.00 \
@@ -78,7 +68,7 @@ fn an_unknown_account_and_an_erred_resource_are_warnings_and_exit_3() {
             usage("2024-03", "hpc_nobody", None, &[("cpu", "2.00")]),
         ]),
     );
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     let w = warnings(&run);
     assert!(
         w.contains(
@@ -119,7 +109,7 @@ fn a_user_who_is_no_offering_user_is_a_warning_and_exit_3() {
             ),
         ]),
     );
-    assert_eq!(run.code, HELD, "{}", run.stderr);
+    run.assert_code(HELD);
     assert!(
         warnings(&run).contains(
             &"2024-03: per-user usage of 1 user(s) is sent without a link to a Waldur user, \
@@ -150,14 +140,10 @@ fn a_user_who_is_no_offering_user_is_a_warning_and_exit_3() {
 fn empty_input_sends_nothing_and_fails() {
     let env = Env::new(Setup::small());
     let run = env.run(&["--no-register"], "");
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains(
-            "waldur-push: error: the input held no complete period (no period_end record): \
-             nothing was sent"
-        ),
-        "{}",
-        run.stderr
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains(
+        "waldur-push: error: the input held no complete period (no period_end record): \
+             nothing was sent",
     );
     assert!(env.fake.usages().is_empty());
 }
@@ -168,11 +154,7 @@ fn truncated_input_sends_nothing_of_the_cut_period_and_fails() {
     // The stream ends before the period_end of March.
     let cut = usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.00")]);
     let run = env.run(&["--no-register"], &cut);
-    assert_eq!(run.code, DATAERR, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("period 2024-03: not submitted:"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(DATAERR);
+    run.assert_stderr_contains("period 2024-03: not submitted:");
     assert!(env.fake.usages().is_empty());
 }

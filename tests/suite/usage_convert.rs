@@ -1,9 +1,10 @@
 //! `usage-convert` run as a binary on hand-written `tres` records: the exact strings Waldur
 //! would receive, and clear errors with the right exit codes.
 
-use std::io::Write;
-
+use crate::support::text::assert_contains;
 use assert_cmd::cargo::cargo_bin_cmd;
+
+use crate::support::scratch::ScratchFile;
 
 fn fixture(name: &str) -> String {
     format!(
@@ -347,10 +348,10 @@ fn input_that_is_not_tres_exits_65_naming_the_line() {
 #[test]
 fn an_amount_too_large_for_exact_arithmetic_exits_65_instead_of_a_wrong_number() {
     // unit_factor 0.0001 multiplies by 10000 / 60; u128::MAX CPU-s times that cannot fit.
-    let cfg = TempConfig::new(
+    let cfg = temp_config(
         "offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n    backend_components:\n      cpu: { unit_factor: 0.0001 }\n",
     );
-    let (code, out, err) = convert_with(cfg.path(), &tres("a", None, 1, &[("cpu", u128::MAX)]));
+    let (code, out, err) = convert_with(cfg.as_str(), &tres("a", None, 1, &[("cpu", u128::MAX)]));
     assert_eq!((code, out.as_str()), (65, ""));
     assert_eq!(
         err,
@@ -380,26 +381,26 @@ fn bad_factors_exit_78_naming_the_key() {
         ),
     ];
     for (from, to, message) in cases {
-        let cfg = TempConfig::new(&base.replace(from, to));
-        let (code, _, err) = convert_with(cfg.path(), &tres("a", None, 1, &[]));
+        let cfg = temp_config(&base.replace(from, to));
+        let (code, _, err) = convert_with(cfg.as_str(), &tres("a", None, 1, &[]));
         assert_eq!(
             (code, err),
             (
                 78,
-                format!("usage-convert: error: {}: {message}\n", cfg.path())
+                format!("usage-convert: error: {}: {message}\n", cfg.as_str())
             )
         );
     }
     let mapped = std::fs::read_to_string(fixture("node-hours.yaml")).unwrap();
-    let cfg = TempConfig::new(&mapped.replace("factor: 8.0", "factor: -8"));
-    let (code, _, err) = convert_with(cfg.path(), "");
+    let cfg = temp_config(&mapped.replace("factor: 8.0", "factor: -8"));
+    let (code, _, err) = convert_with(cfg.as_str(), "");
     assert_eq!(
         (code, err),
         (
             78,
             format!(
                 "usage-convert: error: {}: offerings[0].backend_components.node_hours.target_components.gpu.factor: expected a number greater than 0, found -8\n",
-                cfg.path()
+                cfg.as_str()
             )
         )
     );
@@ -443,14 +444,14 @@ fn a_component_that_measures_nothing_is_a_config_error_exit_78() {
     ];
     for (from, to, message) in cases {
         assert!(base.contains(from));
-        let cfg = TempConfig::new(&base.replace(from, to));
-        let (code, out, err) = convert_with(cfg.path(), &tres("hpc_a", None, 1, &[]));
+        let cfg = temp_config(&base.replace(from, to));
+        let (code, out, err) = convert_with(cfg.as_str(), &tres("hpc_a", None, 1, &[]));
         assert_eq!(
             (code, out.as_str(), err),
             (
                 78,
                 "",
-                format!("usage-convert: error: {}: {message}\n", cfg.path())
+                format!("usage-convert: error: {}: {message}\n", cfg.as_str())
             )
         );
     }
@@ -459,8 +460,8 @@ fn a_component_that_measures_nothing_is_a_config_error_exit_78() {
         "      gres/gpu:\n",
         "      storage:\n        accounting_type: \"limit\"\n      gres/gpu:\n",
     );
-    let cfg = TempConfig::new(&limit);
-    let (code, _, err) = convert_with(cfg.path(), "");
+    let cfg = temp_config(&limit);
+    let (code, _, err) = convert_with(cfg.as_str(), "");
     assert_ne!(code, 78, "{err}");
 }
 
@@ -493,34 +494,9 @@ fn help_explains_the_formulas_and_version_works() {
     );
 }
 
-/// A config file in the target temp dir, removed on drop.
-struct TempConfig(std::path::PathBuf);
-
-impl TempConfig {
-    fn new(text: &str) -> TempConfig {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-            "usage-convert-{}-{}.yaml",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-        TempConfig(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// A config file of its own, removed on drop.
+fn temp_config(text: &str) -> ScratchFile {
+    ScratchFile::new("usage-convert", "config.yaml", text)
 }
 
 /// Run `slurm-usage ARGS` and pipe its stdout through `usage-convert -c cfg`; the usage lines.
@@ -773,14 +749,14 @@ fn a_passthrough_component_keeps_its_unit_factor_next_to_a_mapped_one() {
     // The Python agent drops every unit_factor once one component is mapped (it would report
     // mem as 61440 raw MiB-minutes here). We keep it: 3686400 MiB-s / 60 / 61440 = 1.00 gb-Hours;
     // node_hours from cpu 64 x 3600 s / 60 / 64 = 60 node-minutes, / unit_factor 60 = 1.00.
-    let cfg = TempConfig::new(
+    let cfg = temp_config(
         "offerings:\n  - name: T\n    waldur_api_url: https://w.example/api/\n    \
          waldur_offering_uuid: 0123456789abcdef0123456789abcdef\n    backend_components:\n      \
          mem: { unit_factor: 61440 }\n      node_hours:\n        unit_factor: 60\n        \
          target_components: { cpu: { factor: 64 } }\n",
     );
     let (code, out, err) = convert_with(
-        cfg.path(),
+        cfg.as_str(),
         &tres("a", None, 1, &[("cpu", 64 * HOUR), ("mem", 3_686_400)]),
     );
     assert_eq!(code, 0, "{err}");
@@ -798,11 +774,9 @@ fn a_record_naming_a_month_that_does_not_exist_is_refused_with_its_line() {
         let (code, out, err) = convert_with(&fixture("seed.yaml"), &input);
         assert_eq!(code, 65, "{err}");
         assert!(out.is_empty(), "{out}");
-        assert!(
-            err.contains(&format!(
-                "input line 1: {bad:?} is not a month; write it as YYYY-MM, e.g. 2024-03"
-            )),
-            "{err}"
+        assert_contains(
+            &err,
+            &format!("input line 1: {bad:?} is not a month; write it as YYYY-MM, e.g. 2024-03"),
         );
     }
 }

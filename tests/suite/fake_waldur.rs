@@ -3,18 +3,18 @@
 //! against the OpenAPI subset, the example requests accepted, the example error bodies
 //! reproduced, pagination, replace semantics, the backfill rules, decimals and faults.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use support::fake_waldur::{
+use crate::support::fake_waldur::{
     BACKFILL_MSG, ComponentSetup, FakeWaldur, Fault, FaultKind, OfferingUserSetup, PROVIDER_TOKEN,
     ResourceSetup, STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage, det_uuid,
 };
-use support::openapi::{Mode, Problem, Spec, example};
+use crate::support::openapi::{Mode, Problem, Spec, example};
+use serde_json::{Value, json};
+
+use crate::support::scratch::Scratch;
 
 // ---------------------------------------------------------------------------------------------
 // A tiny client.
@@ -193,7 +193,7 @@ fn assert_valid_response(method: &str, path: &str, reply: &Reply) {
 }
 
 /// Where the wire differs from the (generated) schema and the notes say the wire wins.
-fn known_wire_deviation(template: &str, v: &support::openapi::Violation) -> bool {
+fn known_wire_deviation(template: &str, v: &crate::support::openapi::Violation) -> bool {
     // notes/waldur-api.md §4.8: a user usage without an offering-user link has `user: null`,
     // although the schema declares `user` as a non-nullable URI.
     template.starts_with("/api/marketplace-component-user-usages/")
@@ -1695,7 +1695,7 @@ fn setup_reads_from_short_json() {
         large
             .resources
             .iter()
-            .all(|r| support::openapi::is_hex_uuid(&r.uuid))
+            .all(|r| crate::support::openapi::is_hex_uuid(&r.uuid))
     );
 }
 
@@ -1711,8 +1711,7 @@ fn standalone_runner_prints_its_url_serves_and_logs_without_tokens() {
     if !runner.exists() {
         panic!("{} missing: cargo test builds examples", runner.display());
     }
-    let dir = std::env::temp_dir().join(format!("fake-waldur-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("fake-waldur");
     let log = dir.join("log.jsonl");
     let mut child = std::process::Command::new(&runner)
         .args(["--setup", "small", "--log", log.to_str().unwrap()])
@@ -1752,12 +1751,11 @@ fn standalone_runner_prints_its_url_serves_and_logs_without_tokens() {
         (Some("/api/users/me/"), Some(200), Some("slurm-agent-hpc1"))
     );
     assert!(!text.contains(PROVIDER_TOKEN));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Timing of the fake at the size of the waldur-push request-budget test (1,000 resources,
 /// 3,000 users, 3 components, 2 periods). Ignored by default (about 5 s in a debug build):
-/// `cargo test --test fake_waldur large_offering_timing -- --ignored --nocapture`.
+/// `cargo test --test suite fake_waldur::large_offering_timing -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn large_offering_timing() {

@@ -8,12 +8,14 @@
 //! their size and FNV-1a hash instead.
 //!
 //! To record the outputs of a given build (once, from the build the rewrite must match):
-//! `GOLDEN_RECORD=DIR cargo test --test golden_outputs`, with DIR holding that build's four
+//! `GOLDEN_RECORD=DIR cargo test --test suite golden_outputs::`, with DIR holding that build's four
 //! binaries and `gen-sacct`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use crate::support::scratch::Scratch;
 
 const SAMPLE: &str = "sample/waldur-site-agent-config.yaml";
 /// A fixed clock: the fixtures were captured on 2026-11-25; every period is closed.
@@ -265,8 +267,7 @@ fn the_sample_month_gives_the_recorded_bytes_with_every_config() {
 /// The benchmark's kind of input, small: the default mix, and the pairs mode.
 #[test]
 fn generated_dumps_give_the_recorded_bytes() {
-    let dir = std::env::temp_dir().join(format!("waldur-usage-golden-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = Scratch::new("golden");
     for (name, args) in [
         ("gen-20000", &["20000", "42"][..]),
         ("gen-50000-pairs-20000", &["50000", "7", "20000"][..]),
@@ -283,5 +284,4 @@ fn generated_dumps_give_the_recorded_bytes() {
         let text = describe(&stages, true).replace(dump, "DUMP");
         check(name, &text);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

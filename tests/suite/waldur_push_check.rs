@@ -2,12 +2,9 @@
 //! stored value unchanged, never guessed from what the token can read, and the exit statuses
 //! follow the README's Troubleshooting section.
 
-mod support;
-mod waldur_push_util;
-
+use crate::support::fake_waldur::{Setup, StoredUsage, det_uuid};
+use crate::waldur_push_util::*;
 use serde_json::json;
-use support::fake_waldur::{Setup, StoredUsage, det_uuid};
-use waldur_push_util::*;
 
 /// A setup whose clock is the real one (so the clock check passes), with stored usage of the
 /// current month (UTC): hpc_alloc1 cpu 12.30 and mem 4.00, hpc_alloc2 cpu 7.00.
@@ -208,6 +205,6 @@ fn check_exits_77_for_a_refused_token_and_76_for_an_invisible_offering() {
 fn write_is_only_for_check() {
     let env = Env::new(Setup::small());
     let run = env.run(&["--write"], "");
-    assert_eq!(run.code, 64, "{}", run.stderr);
+    run.assert_code(64);
     assert!(env.posts().is_empty());
 }

@@ -6,10 +6,7 @@
 //! integers before conversion and decimal strings after.
 //!
 //! Needs root and the cluster; without them the tests fail and say how to start it, unless
-//! `WALDUR_USAGE_E2E=skip` asks to skip them. Run with `cargo test --test e2e_slurm`.
-
-mod e2e;
-mod support;
+//! `WALDUR_USAGE_E2E=skip` asks to skip them. Run with `cargo test --test suite e2e`.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,11 +14,14 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use waldur_usage::records::Record;
 
-use e2e::cluster::{self, HOW_TO_START};
-use e2e::mix::{self, Mix};
-use e2e::oracle::{self, Key, Row, Usage};
-use e2e::pipeline::{self, PREFIX, TIMEZONE, local, month_start, rfc3339, stage};
-use support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, ResourceSetup, Setup, det_uuid, tags};
+use crate::e2e::cluster::{self, HOW_TO_START};
+use crate::e2e::mix::{self, Mix};
+use crate::e2e::oracle::{self, Key, Row, Usage};
+use crate::e2e::pipeline::{self, PREFIX, TIMEZONE, local, month_start, rfc3339, stage};
+use crate::support::fake_waldur::{
+    FakeWaldur, PROVIDER_TOKEN, ResourceSetup, Setup, det_uuid, tags,
+};
+use crate::support::scratch::{Scratch, write_mode};
 
 /// The mix is submitted once and shared by the tests (they only read accounting after it).
 static MIX: Mutex<Option<Result<Arc<Mix>, String>>> = Mutex::new(None);
@@ -141,6 +141,7 @@ fn usage_of(output: &[u8], period: &str) -> BTreeMap<Key, BTreeMap<String, Strin
 
 #[test]
 fn pipeline_reports_exactly_what_sacct_says() {
+    let _cluster = cluster::shared();
     let Some(mix) = mix() else { return };
     let t = mix.report_at;
     let month_start = month_start(t);
@@ -178,11 +179,11 @@ fn pipeline_reports_exactly_what_sacct_says() {
 
     let setup = fake_setup();
     let fake = FakeWaldur::start(setup.clone());
-    let scratch = pipeline::Scratch::new("pipeline");
-    let config = pipeline::write_config(&scratch.0, &fake.base_url(), &setup.offering.uuid);
+    let scratch = Scratch::new("e2e-pipeline");
+    let config = pipeline::write_config(scratch.path(), &fake.base_url(), &setup.offering.uuid);
     let config = config.to_str().unwrap();
-    let token = scratch.0.join("token");
-    pipeline::write_private(&token, PROVIDER_TOKEN);
+    let token = scratch.join("token");
+    write_mode(&token, PROVIDER_TOKEN, 0o600);
     let token = token.to_str().unwrap();
     let now = rfc3339(t);
     let report = || {
@@ -319,6 +320,7 @@ fn waldur_amounts(
 
 #[test]
 fn split_window_parts_add_up_to_the_whole() {
+    let _cluster = cluster::shared();
     let Some(mix) = mix() else { return };
     let t = mix.report_at;
     let month_start = month_start(t);
@@ -329,10 +331,10 @@ fn split_window_parts_add_up_to_the_whole() {
         Timestamp::from_second(from.as_second() + (t.as_second() - from.as_second()) / 2).unwrap();
     assert!(from < split && split < t, "{from} < {split} < {t}");
 
-    let scratch = pipeline::Scratch::new("split");
+    let scratch = Scratch::new("e2e-split");
     // Only slurm-usage runs here: no Waldur is contacted.
     let config = pipeline::write_config(
-        &scratch.0,
+        scratch.path(),
         "http://127.0.0.1:9/api/",
         &det_uuid(tags::OFFERING, 1),
     );

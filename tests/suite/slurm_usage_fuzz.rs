@@ -5,26 +5,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use assert_cmd::Command;
 use waldur_usage::config::Compat;
+
+use crate::support::rng::Rng;
 use waldur_usage::sacct::line::{AccountFilter, Layout, default_format};
 use waldur_usage::sacct::read::{ReadOptions, read_period};
-
-/// xorshift64*: small, seedable, good enough to pick mutations.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Bytes that matter to the grammars, plus anything at all now and then.
 const ALPHABET: &[u8] = b"|,=.:-_+[]%/KMGTPE0123456789 \n\r\tNoneUnknownINVALIDgres/gpu:mem";
@@ -45,22 +33,22 @@ fn seeds() -> Vec<Vec<u8>> {
 }
 
 fn mutate(rng: &mut Rng, line: &mut Vec<u8>) {
-    for _ in 0..=rng.below(4) {
-        let at = rng.below(line.len() + 1);
-        match rng.below(7) {
+    for _ in 0..=rng.index(4) {
+        let at = rng.index(line.len() + 1);
+        match rng.index(7) {
             0 if !line.is_empty() => {
                 line.remove(at.min(line.len() - 1));
             }
-            1 => line.insert(at, ALPHABET[rng.below(ALPHABET.len())]),
+            1 => line.insert(at, ALPHABET[rng.index(ALPHABET.len())]),
             2 => line.insert(at, rng.next() as u8),
             3 => line.truncate(at),
             4 if !line.is_empty() => {
-                let from = rng.below(line.len());
-                let piece: Vec<u8> = line[from..(from + rng.below(12)).min(line.len())].to_vec();
+                let from = rng.index(line.len());
+                let piece: Vec<u8> = line[from..(from + rng.index(12)).min(line.len())].to_vec();
                 line.splice(at..at, piece);
             }
             5 => {
-                let digits = format!("{}", rng.next() >> rng.below(64));
+                let digits = format!("{}", rng.next() >> rng.index(64));
                 line.splice(at..at, digits.bytes());
             }
             _ => {}
@@ -70,12 +58,12 @@ fn mutate(rng: &mut Rng, line: &mut Vec<u8>) {
 
 fn random_input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
-    if rng.below(4) == 0 {
+    if rng.index(4) == 0 {
         out.extend_from_slice(b"JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES\n");
     }
-    for _ in 0..=rng.below(12) {
-        let mut line = seeds[rng.below(seeds.len())].clone();
-        if rng.below(3) > 0 {
+    for _ in 0..=rng.index(12) {
+        let mut line = seeds[rng.index(seeds.len())].clone();
+        if rng.index(3) > 0 {
             mutate(rng, &mut line);
         }
         out.extend_from_slice(&line);
@@ -217,11 +205,11 @@ fn random_bytes_never_panic() {
     quiet();
     let mut rng = Rng(0x1234_5678);
     for _ in 0..3000 {
-        let len = rng.below(200);
+        let len = rng.index(200);
         let input: Vec<u8> = (0..len)
             .map(|_| {
-                if rng.below(2) == 0 {
-                    ALPHABET[rng.below(ALPHABET.len())]
+                if rng.index(2) == 0 {
+                    ALPHABET[rng.index(ALPHABET.len())]
                 } else {
                     rng.next() as u8
                 }
@@ -259,6 +247,29 @@ const MARCH: u64 = 31 * 86_400;
 
 /// Per lower-cased account: jobs and TRES x seconds (zero entries left out).
 type Totals = BTreeMap<String, (u64, BTreeMap<String, u128>)>;
+
+/// The job states slurm-usage(1) lists as the ones sacct prints (the paragraph "State, when
+/// the columns include it, is one sacct prints: ..."), read from the man page once.
+fn documented_states() -> &'static [String] {
+    static STATES: OnceLock<Vec<String>> = OnceLock::new();
+    STATES.get_or_init(|| {
+        let page = concat!(env!("CARGO_MANIFEST_DIR"), "/man/slurm-usage.1");
+        let page = std::fs::read_to_string(page).unwrap();
+        let (_, after) = page
+            .split_once("is one sacct prints:")
+            .expect("slurm-usage(1) lists the states");
+        let paragraph = after.split(".IP").next().unwrap();
+        let states: Vec<String> = paragraph
+            .lines()
+            .filter(|line| !line.starts_with('.')) // roff requests: `.BI "CANCELLED by " UID`
+            .flat_map(|line| line.split([' ', ',', '.', '(']))
+            .filter(|w| w.len() > 1 && w.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+            .map(String::from)
+            .collect();
+        assert!(states.iter().any(|s| s == "COMPLETED"), "{states:?}");
+        states
+    })
+}
 
 /// What one line means by the grammar of slurm-usage(1), written here independently of the
 /// library: `Err` for a bad line, `Ok(None)` for a step, else (account, TRES x seconds).
@@ -312,24 +323,7 @@ fn oracle(line: &[u8]) -> Result<Option<(String, BTreeMap<String, u128>)>, Strin
     if !name_ok(account) || !name_ok(user) {
         return Err("name".into());
     }
-    const STATES: &[&str] = &[
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PENDING",
-        "PREEMPTED",
-        "RUNNING",
-        "REQUEUED",
-        "RESIZING",
-        "REVOKED",
-        "SUSPENDED",
-        "TIMEOUT",
-    ];
-    let state_ok = STATES.iter().any(|s| s.as_bytes() == state)
+    let state_ok = documented_states().iter().any(|s| s.as_bytes() == state)
         || state
             .strip_prefix(b"CANCELLED by ")
             .is_some_and(|u| digits(u) && u.len() <= 10);
@@ -467,7 +461,7 @@ fn meaning(mutants: u64) {
         }
     }
     for n in 0..mutants {
-        let k = rng.below(base.len());
+        let k = rng.index(base.len());
         let mut line = base[k].clone();
         mutate(&mut rng, &mut line);
         let mut input = b"JobIDRaw|Account|User|State|ElapsedRaw|AllocTRES|ReqTRES\n".to_vec();
@@ -552,7 +546,7 @@ fn accepted_mutants_mean_what_the_grammar_says() {
 }
 
 #[test]
-#[ignore = "long: 200,000 mutants; cargo test --test slurm_usage_fuzz -- --ignored --nocapture"]
+#[ignore = "long: 200,000 mutants; cargo test --test suite slurm_usage_fuzz:: -- --ignored --nocapture"]
 fn accepted_mutants_mean_what_the_grammar_says_200k() {
     meaning(200_000);
 }

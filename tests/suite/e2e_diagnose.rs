@@ -3,21 +3,22 @@
 //!
 //! SLURM 22.05 answers `sacctmgr list account cluster=ci` (without `withassoc`) with a
 //! "continue? (Y/N)" prompt and then spins until a timeout; with slurmdbd stopped, the verdict
-//! must name slurmdbd, and only it. This file stops slurmdbd for a moment, so it is its own test
-//! binary: cargo runs test binaries one after the other, never beside `e2e_slurm`.
+//! must name slurmdbd, and only it. This file stops slurmdbd for a moment, so its test
+//! runs only while no `e2e_slurm` test uses the cluster (`cluster::exclusive`): they share one
+//! test binary.
 //!
-//! Needs root and the cluster, like `e2e_slurm`; `WALDUR_USAGE_E2E=skip` skips it.
-
-mod e2e;
-mod support;
+//! Needs root and the cluster, like `e2e_slurm`; `WALDUR_USAGE_E2E=skip` skips it. Alone,
+//! with the other e2e tests: `cargo test --test suite e2e`.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::cluster::{self, HOW_TO_START};
-use e2e::pipeline::{Scratch, bin, write_config};
-use support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, Setup};
+use crate::e2e::cluster::{self, HOW_TO_START};
+use crate::e2e::pipeline::{bin, write_config};
+use crate::support::fake_waldur::{FakeWaldur, PROVIDER_TOKEN, Setup};
+use crate::support::scratch::Scratch;
+use crate::support::text::{assert_contains, assert_lacks};
 
 /// The issue's bound: a diagnose that needs longer than this has waited on something.
 const QUICK: Duration = Duration::from_secs(10);
@@ -79,11 +80,12 @@ fn diagnose_with_cluster_name_is_quick_and_names_slurmdbd_only_when_it_is_down()
     if let Err(e) = cluster::preflight() {
         panic!("cannot run the end-to-end test: {e}\n\n{HOW_TO_START}");
     }
+    let _cluster = cluster::exclusive();
     let fake = FakeWaldur::start(Setup::small());
-    let dir = Scratch::new("diagnose");
-    let config = write_config(&dir.0, &fake.base_url(), &Setup::small().offering.uuid);
+    let dir = Scratch::new("e2e-diagnose");
+    let config = write_config(dir.path(), &fake.base_url(), &Setup::small().offering.uuid);
     let yaml = std::fs::read_to_string(&config).unwrap();
-    assert!(yaml.contains("cluster_name: ci"), "{yaml}");
+    assert_contains(&yaml, "cluster_name: ci");
 
     // Everything up: READY, well inside the bound (a prompting sacctmgr would take the 60 s
     // command timeout).
@@ -97,12 +99,10 @@ fn diagnose_with_cluster_name_is_quick_and_names_slurmdbd_only_when_it_is_down()
     assert!(verdict(&out).contains("READY"), "{shown}");
     assert!(took < QUICK, "diagnose took {took:?}: {shown}");
     // The account tree of slurm-dev-cluster: two allocations and the two accounts above them.
-    assert!(
-        shown.contains(
-            "[ ok ] accounts: 4 accounts start with \"hpc_\": hpc_alloc1, hpc_alloc2, \
-             hpc_customer1, hpc_project1"
-        ),
-        "{shown}"
+    assert_contains(
+        &shown,
+        "[ ok ] accounts: 4 accounts start with \"hpc_\": hpc_alloc1, hpc_alloc2, \
+             hpc_customer1, hpc_project1",
     );
 
     // slurmdbd stopped: exit 69 (unavailable), the verdict names slurmdbd and how to start it,
@@ -119,17 +119,11 @@ fn diagnose_with_cluster_name_is_quick_and_names_slurmdbd_only_when_it_is_down()
     assert!(took < QUICK, "diagnose took {took:?}: {shown}");
     let verdict = verdict(&out);
     assert!(verdict.contains("NOT READY"), "{shown}");
-    assert!(
-        verdict.contains("start slurmdbd (systemctl start slurmdbd)"),
-        "{verdict}"
+    assert_contains(&verdict, "start slurmdbd (systemctl start slurmdbd)");
+    assert_lacks(&verdict, "slurmctld");
+    assert_contains(
+        &shown,
+        "[ ok ] slurmctld: answers (scontrol ping: Slurmctld(primary) at ",
     );
-    assert!(!verdict.contains("slurmctld"), "{verdict}");
-    assert!(
-        shown.contains("[ ok ] slurmctld: answers (scontrol ping: Slurmctld(primary) at "),
-        "{shown}"
-    );
-    assert!(
-        shown.contains("[FAIL] slurmdbd: does not answer (sacctmgr: "),
-        "{shown}"
-    );
+    assert_contains(&shown, "[FAIL] slurmdbd: does not answer (sacctmgr: ");
 }

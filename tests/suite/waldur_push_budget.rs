@@ -3,13 +3,10 @@
 //! resource per period and one `set_user_usages` per component per resource per period; a
 //! no-change run afterwards makes at most 100 requests and no POST.
 
-mod support;
-mod waldur_push_util;
-
 use std::collections::BTreeMap;
 
-use support::fake_waldur::Setup;
-use waldur_push_util::*;
+use crate::support::fake_waldur::Setup;
+use crate::waldur_push_util::*;
 
 const RESOURCES: usize = 1000;
 const USERS: usize = 3000;
@@ -60,7 +57,7 @@ fn a_large_offering_stays_within_the_request_budget() {
 
     // All changed: the first submission of both months.
     let run = env.run(&args, &stream);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let reqs = env.fake.requests();
     // GETs: 8 to start (users/me, version, offering, 4 resource pages, identity lookup); per
     // month the plan's read (1 + 1 page: nothing stored yet), the re-listing of the 3000 new
@@ -95,7 +92,7 @@ fn a_large_offering_stays_within_the_request_budget() {
     // No change: reads only.
     env.fake.clear_requests();
     let run = env.run(&args, &stream);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let reqs = env.fake.requests();
     let posts = reqs.iter().filter(|r| r.method != "GET").count();
     assert_eq!(posts, 0);
@@ -118,7 +115,7 @@ fn a_large_offering_stays_within_the_request_budget() {
     assert_ne!(changed, stream, "the edit must hit the input");
     assert_eq!(changed.len(), stream.len());
     let run = env.run(&args, &changed);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let posts: Vec<String> = env
         .fake
         .requests()

@@ -1,31 +1,29 @@
 //! `waldur-push --metrics-file`: the file node_exporter's textfile collector reads, parsed
-//! with a real Prometheus text-format parser (the `prometheus-parse` crate), after a run with
-//! one held decrease and one failure, then after a run that succeeds.
-
-mod support;
-mod waldur_push_util;
+//! with a Prometheus text-format parser (`support::prometheus`), after a run with one held
+//! decrease and one failure, then after a run that succeeds.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use support::fake_waldur::{Fault, FaultKind};
-use waldur_push_util::*;
+use crate::support::fake_waldur::{Fault, FaultKind};
+use crate::support::prometheus::Exposition;
+use crate::waldur_push_util::*;
 
 fn input() -> String {
-    period(
+    period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", "1.50")]),
-            usage("2024-03", "hpc_alloc2", None, &[("cpu", "2.25")]),
+            ("hpc_alloc1", None, &[("cpu", "1.50")]),
+            ("hpc_alloc2", None, &[("cpu", "2.25")]),
         ],
     )
 }
 
-/// Every sample of the file as `name{sorted labels} -> value`, parsed by prometheus-parse.
+/// Every sample of the file as `name{sorted labels} -> value`, each a counter, a gauge or
+/// untyped.
 fn scrape(path: &Path) -> BTreeMap<String, f64> {
     let text = std::fs::read_to_string(path).unwrap();
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
-        .expect("the metrics file parses");
+    let scrape = Exposition::parse(&text).expect("the metrics file parses");
     // Every family has its HELP and TYPE.
     for name in [
         "waldur_usage_last_run_timestamp_seconds",
@@ -34,26 +32,11 @@ fn scrape(path: &Path) -> BTreeMap<String, f64> {
         "waldur_usage_run_duration_seconds",
     ] {
         assert!(
-            scrape.docs.contains_key(name),
+            scrape.help.contains_key(name),
             "no HELP for {name}:\n{text}"
         );
     }
-    scrape
-        .samples
-        .into_iter()
-        .map(|s| {
-            let value = match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                other => panic!("unexpected {other:?}"),
-            };
-            let mut labels: Vec<String> =
-                s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            labels.sort();
-            (format!("{}{{{}}}", s.metric, labels.join(",")), value)
-        })
-        .collect()
+    scrape.by_key(&["counter", "gauge", "untyped"])
 }
 
 fn records(samples: &BTreeMap<String, f64>, status: &str) -> f64 {
@@ -75,7 +58,7 @@ fn a_held_decrease_and_a_failure_are_counted_and_the_last_success_waits_for_a_go
     let file_arg = file.to_str().unwrap();
     let before = jiff::Timestamp::now().as_second() as f64;
     let run = env.run(&["--no-register", "--metrics-file", file_arg], &input());
-    assert_eq!(run.code, 75, "{}", run.stderr);
+    run.assert_code(75);
     let first = scrape(&file);
     assert_eq!(records(&first, "held"), 1.0);
     assert_eq!(records(&first, "failed"), 1.0);
@@ -96,7 +79,7 @@ fn a_held_decrease_and_a_failure_are_counted_and_the_last_success_waits_for_a_go
         "{first:?}"
     );
     // No temporary or lock file is left beside it.
-    let leftovers: Vec<String> = std::fs::read_dir(&env.dir)
+    let leftovers: Vec<String> = std::fs::read_dir(env.dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(".prom.tmp") || n.ends_with(".prom.lock"))
@@ -105,7 +88,7 @@ fn a_held_decrease_and_a_failure_are_counted_and_the_last_success_waits_for_a_go
 
     // The next cycle: hpc_alloc2 is stored, the decrease is still held (exit 3, a success).
     let run = env.run(&["--no-register", "--metrics-file", file_arg], &input());
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    run.assert_code(3);
     let second = scrape(&file);
     // Counters add up over the runs.
     assert_eq!(records(&second, "held"), 2.0);

@@ -3,10 +3,10 @@
 //! and says what to do.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::support::scratch::ScratchFile;
+use crate::support::text::assert_contains;
 use assert_cmd::cargo::cargo_bin_cmd;
 
 const CONFIG: i32 = 78;
@@ -19,13 +19,8 @@ fn seed() -> String {
     fs::read_to_string(path).unwrap()
 }
 
-fn write(name: &str, text: &str, mode: u32) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("config-file-test-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    fs::write(&path, text).unwrap();
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
-    path
+fn write(name: &str, text: &str, mode: u32) -> ScratchFile {
+    ScratchFile::with_mode("config-file", name, text, mode)
 }
 
 /// usage-convert with this config and no input: (exit code, stderr).
@@ -45,7 +40,7 @@ fn load(path: &std::path::Path) -> (i32, String) {
 
 #[test]
 fn the_seed_config_loads() {
-    let (code, err) = load(&write("ok.yaml", &seed(), 0o600));
+    let (code, err) = load(write("ok.yaml", &seed(), 0o600).path());
     assert_eq!(code, 0, "{err}");
 }
 
@@ -54,18 +49,18 @@ fn a_device_or_an_endless_file_is_refused_at_once() {
     let started = Instant::now();
     let (code, err) = load(std::path::Path::new("/dev/zero"));
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains("/dev/zero: is not a regular file; give the path of the YAML config file"),
-        "{err}"
+    assert_contains(
+        &err,
+        "/dev/zero: is not a regular file; give the path of the YAML config file",
     );
     assert!(started.elapsed() < Duration::from_secs(5));
     // A regular file over 1 MiB: refused without parsing it.
     let big = format!("{}\n#{}\n", seed(), "x".repeat(1 << 20));
-    let (code, err) = load(&write("big.yaml", &big, 0o600));
+    let (code, err) = load(write("big.yaml", &big, 0o600).path());
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains("is larger than 1024 KiB; a site-agent config is a few KiB"),
-        "{err}"
+    assert_contains(
+        &err,
+        "is larger than 1024 KiB; a site-agent config is a few KiB",
     );
 }
 
@@ -74,22 +69,19 @@ fn a_config_anyone_can_write_is_refused_and_a_group_writable_one_warns() {
     let path = write("open.yaml", &seed(), 0o666);
     let (code, err) = load(&path);
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains(&format!(
+    assert_contains(
+        &err,
+        &format!(
             "{}: anyone can write this file (mode 0666), so anyone could send the usage and \
              the token elsewhere; run: chmod o-w {}",
             path.display(),
             path.display()
-        )),
-        "{err}"
+        ),
     );
     let path = write("group.yaml", &seed(), 0o660);
     let (code, err) = load(&path);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("the file's group can write it (mode 0660)"),
-        "{err}"
-    );
+    assert_contains(&err, "the file's group can write it (mode 0660)");
 }
 
 #[test]
@@ -104,14 +96,12 @@ fn two_offerings_with_one_name_are_refused() {
             "11111111111111111111111111111111"
         )
     );
-    let (code, err) = load(&write("twice.yaml", &twice, 0o600));
+    let (code, err) = load(write("twice.yaml", &twice, 0o600).path());
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains(
-            "offerings[1].name: \"Example SLURM Offering\" is also the name of offerings[0]; \
-             --offering NAME could not tell them apart, so give each offering its own name"
-        ),
-        "{err}"
+    assert_contains(
+        &err,
+        "offerings[1].name: \"Example SLURM Offering\" is also the name of offerings[0]; \
+             --offering NAME could not tell them apart, so give each offering its own name",
     );
 }
 
@@ -120,11 +110,11 @@ fn deeply_nested_brackets_are_refused_quickly() {
     // 200 KB of `[`: the YAML parser would take tens of seconds over it.
     let text = format!("{}\nextra: {}\n", seed(), "[".repeat(200_000));
     let started = Instant::now();
-    let (code, err) = load(&write("deep.yaml", &text, 0o600));
+    let (code, err) = load(write("deep.yaml", &text, 0o600).path());
     assert_eq!(code, CONFIG, "{err}");
-    assert!(
-        err.contains("brackets nested more than 64 deep; a site-agent config never needs that"),
-        "{err}"
+    assert_contains(
+        &err,
+        "brackets nested more than 64 deep; a site-agent config never needs that",
     );
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -138,6 +128,6 @@ fn deeply_nested_brackets_are_refused_quickly() {
         "[".repeat(100),
         "{".repeat(100)
     );
-    let (code, err) = load(&write("fine.yaml", &fine, 0o600));
+    let (code, err) = load(write("fine.yaml", &fine, 0o600).path());
     assert_eq!(code, 0, "{err}");
 }

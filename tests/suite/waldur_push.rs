@@ -3,12 +3,12 @@
 //! The fake's clock and `--now` are 2024-03-20T12:00:00Z, so March 2024 is the current period
 //! (date sent: 11:55:00, now less the 300 s margin) and earlier months are closed.
 
-mod support;
-mod waldur_push_util;
-
+use crate::support::fake_waldur::{
+    STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage, det_uuid, tags,
+};
+use crate::support::text::{assert_contains, assert_lacks};
+use crate::waldur_push_util::*;
 use serde_json::{Value, json};
-use support::fake_waldur::{STAFF_TOKEN, Setup, StoredUsage, StoredUserUsage, det_uuid, tags};
-use waldur_push_util::*;
 
 fn get(path: &str) -> (String, String) {
     ("GET".into(), format!("/api/{path}"))
@@ -43,7 +43,7 @@ fn offering_user_url(env: &Env, n: u64) -> String {
 fn first_submission_sends_totals_zeros_and_users_with_an_exact_request_log() {
     let env = Env::new(Setup::small());
     let run = env.run(&[], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let a1 = env.resource("hpc_alloc1");
     let a2 = env.resource("hpc_alloc2");
     let calls = env.calls();
@@ -189,7 +189,7 @@ fn an_unchanged_second_run_makes_no_post() {
     assert_eq!(env.run(&[], &march_input()).code, 0);
     env.fake.clear_requests();
     let run = env.run(&[], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let mut expected = setup_calls();
     // The identity and its service exist now: no write. Then the two period listings.
     expected.extend([
@@ -207,33 +207,17 @@ fn an_unchanged_second_run_makes_no_post() {
 fn a_change_submits_only_the_changed_resource_and_the_changed_users() {
     let env = Env::new(Setup::small());
     let both = |a2_cpu: &str, user2_cpu: &str| {
-        period(
+        period_of(
             "2024-03",
             &[
-                usage(
-                    "2024-03",
-                    "hpc_alloc1",
-                    None,
-                    &[("cpu", "5.00"), ("mem", "1.00")],
-                ),
-                usage(
-                    "2024-03",
-                    "hpc_alloc2",
-                    None,
-                    &[("cpu", a2_cpu), ("mem", "2.00")],
-                ),
-                usage(
-                    "2024-03",
+                ("hpc_alloc1", None, &[("cpu", "5.00"), ("mem", "1.00")]),
+                ("hpc_alloc2", None, &[("cpu", a2_cpu), ("mem", "2.00")]),
+                (
                     "hpc_alloc2",
                     Some("hpcuser1"),
                     &[("cpu", "1.00"), ("mem", "2.00")],
                 ),
-                usage(
-                    "2024-03",
-                    "hpc_alloc2",
-                    Some("hpcuser2"),
-                    &[("cpu", user2_cpu)],
-                ),
+                ("hpc_alloc2", Some("hpcuser2"), &[("cpu", user2_cpu)]),
             ],
         )
     };
@@ -241,7 +225,7 @@ fn a_change_submits_only_the_changed_resource_and_the_changed_users() {
     env.fake.clear_requests();
     // hpc_alloc2's cpu grows from 3.00 to 3.50, all of it by hpcuser2 (2.00 -> 2.50).
     let run = env.run(&[], &both("3.50", "2.50"));
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let a2 = env.resource("hpc_alloc2");
     let cpu_cu = env
         .fake
@@ -284,21 +268,6 @@ fn a_change_submits_only_the_changed_resource_and_the_changed_users() {
     );
 }
 
-fn seeded(existing: &[(&str, &str, &str)]) -> Setup {
-    let mut setup = Setup::small();
-    for (i, (backend, component, value)) in existing.iter().enumerate() {
-        setup.existing_usages.push(StoredUsage {
-            uuid: det_uuid(0xeee0, i as u64 + 1),
-            resource_uuid: setup.resource_uuid(backend),
-            component_type: component.to_string(),
-            billing_period: "2024-03-01".into(),
-            usage: value.to_string(),
-            date: "2024-03-19T00:00:00+00:00".into(),
-        });
-    }
-    setup
-}
-
 #[test]
 fn a_decrease_is_held_back_and_the_rest_of_the_resource_goes_through() {
     let setup = seeded(&[
@@ -309,18 +278,13 @@ fn a_decrease_is_held_back_and_the_rest_of_the_resource_goes_through() {
         ("hpc_alloc2", "gres/gpu", "0.00"),
     ]);
     let env = Env::new(setup);
-    let input = period(
+    let input = period_of(
         "2024-03",
-        &[usage(
-            "2024-03",
-            "hpc_alloc1",
-            None,
-            &[("cpu", "1.54"), ("mem", "6008.00")],
-        )],
+        &[("hpc_alloc1", None, &[("cpu", "1.54"), ("mem", "6008.00")])],
     );
     let run = env.run(&[], &input);
     // Something was held back or skipped, nothing failed: a held decrease is a warning and exit 3.
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    run.assert_code(3);
     let a1 = env.resource("hpc_alloc1");
     assert_eq!(
         bodies(&env.fake.requests(), "set_usage"),
@@ -345,7 +309,7 @@ fn a_decrease_is_held_back_and_the_rest_of_the_resource_goes_through() {
     // --allow-decrease sends it (with mem, unchanged now, as part of the resource's update).
     env.fake.clear_requests();
     let run = env.run(&["--allow-decrease"], &input);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     assert_eq!(
         bodies(&env.fake.requests(), "set_usage"),
         vec![json!({"resource": a1, "date": MARCH_DATE,
@@ -363,7 +327,7 @@ fn an_old_server_without_bulk_user_usages_gets_one_post_per_user() {
     setup.legacy_no_bulk_user_usages = true;
     let env = Env::new(setup);
     let run = env.run(&[], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let usages = env.fake.usages();
     let a1 = env.resource("hpc_alloc1");
     let cu = |c: &str| {
@@ -417,11 +381,7 @@ fn an_old_server_without_bulk_user_usages_gets_one_post_per_user() {
         ]
     );
     assert_eq!(env.user_totals().len(), 4);
-    assert!(
-        run.stderr.contains("no set_user_usages (bulk) endpoint"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_contains("no set_user_usages (bulk) endpoint");
 }
 
 #[test]
@@ -443,17 +403,16 @@ fn lists_are_followed_over_three_and_more_pages() {
     let env = Env::new(setup);
     // Only the last resource changes; all others hold 1.00 and are absent from the input, so
     // they need no zeros either.
-    let input = period(
+    let input = period_of(
         "2024-03",
-        &[usage(
-            "2024-03",
+        &[(
             "hpc_alloc_00650",
             None,
             &[("cpu", "2.00"), ("mem", "1.00"), ("gres/gpu", "1.00")],
         )],
     );
     let run = env.run(&["--no-register"], &input);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let pages = |path: &str| -> Vec<Option<String>> {
         env.fake
             .requests()
@@ -502,21 +461,11 @@ fn lists_are_followed_over_three_and_more_pages() {
 }
 
 fn january_input() -> String {
-    period(
+    period_of(
         "2024-01",
         &[
-            usage(
-                "2024-01",
-                "hpc_alloc1",
-                None,
-                &[("cpu", "7.00"), ("mem", "70.00")],
-            ),
-            usage(
-                "2024-01",
-                "hpc_alloc1",
-                Some("hpcuser3"),
-                &[("cpu", "7.00")],
-            ),
+            ("hpc_alloc1", None, &[("cpu", "7.00"), ("mem", "70.00")]),
+            ("hpc_alloc1", Some("hpcuser3"), &[("cpu", "7.00")]),
         ],
     )
 }
@@ -526,7 +475,7 @@ fn staff_backfill_of_a_past_month_uses_the_mid_month_date() {
     let env = Env::new(Setup::small());
     let staff = env.staff_token.to_str().unwrap().to_string();
     let run = env.run(&["--staff", "--token-file", &staff], &january_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     let reqs = env.fake.requests();
     assert!(
         reqs.iter()
@@ -566,19 +515,14 @@ fn a_non_staff_token_is_refused_for_backfill() {
     let env = Env::new(Setup::small());
     // With --staff: users/me says not staff, so the run stops before anything else.
     let run = env.run(&["--staff"], &january_input());
-    assert_eq!(run.code, 77, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("--staff was given, but Waldur user slurm-agent-hpc1 is not staff"),
-        "{}",
-        run.stderr
-    );
+    run.assert_code(77);
+    run.assert_stderr_contains("--staff was given, but Waldur user slurm-agent-hpc1 is not staff");
     assert_eq!(env.calls(), vec![get("users/me/")]);
     // Without --staff the closed month is skipped with the reason, and nothing is posted.
     env.fake.clear_requests();
     let run = env.run(&[], &january_input());
     // Something was held back or skipped, nothing failed: a held closed month is exit 3.
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    run.assert_code(3);
     let s = |x: &str| x.to_string();
     assert_eq!(
         run.outcomes(),
@@ -599,14 +543,10 @@ fn a_non_staff_token_is_refused_for_backfill() {
         run.results()[0]["resource"],
         json!(env.resource("hpc_alloc1"))
     );
-    assert!(
-        run.stderr.contains(
-            "warning: 2024-01 has ended on Waldur with usage that was never sent: hpc_alloc1 \
+    run.assert_stderr_contains(
+        "warning: 2024-01 has ended on Waldur with usage that was never sent: hpc_alloc1 \
              cpu 7.00 (Waldur none), mem 70.00 (Waldur none); load it with a staff token: \
-             waldur-usage-backfill --start-date 2024-01-01 --end-date 2024-01-31"
-        ),
-        "{}",
-        run.stderr
+             waldur-usage-backfill --start-date 2024-01-01 --end-date 2024-01-31",
     );
     assert!(env.posts().iter().all(|p| !p.path.contains("usage")));
     assert!(env.fake.usages().is_empty());
@@ -622,16 +562,16 @@ fn erred_resources_and_unknown_accounts_are_skipped_with_reasons() {
         ("hpc_alloc2", "mem", "0.00"),
         ("hpc_alloc2", "gres/gpu", "0.00"),
     ]));
-    let input = period(
+    let input = period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_erred", None, &[("cpu", "1.00")]),
-            usage("2024-03", "HPC_Nobody", None, &[("cpu", "2.00")]),
+            ("hpc_erred", None, &[("cpu", "1.00")]),
+            ("HPC_Nobody", None, &[("cpu", "2.00")]),
         ],
     );
     let run = env.run(&[], &input);
     // Something was held back or skipped, nothing failed: skips are exit 3.
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    run.assert_code(3);
     let s = |x: &str| x.to_string();
     let out = run.outcomes();
     assert_eq!(
@@ -675,7 +615,7 @@ fn erred_resources_and_unknown_accounts_are_skipped_with_reasons() {
 fn dry_run_reads_but_prints_the_posts_instead_of_sending_them() {
     let env = Env::new(Setup::small());
     let run = env.run(&["--dry-run"], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     assert!(env.posts().is_empty(), "{:?}", env.posts());
     assert!(env.fake.usages().is_empty());
     let results = run.results();
@@ -707,7 +647,7 @@ fn dry_run_reads_but_prints_the_posts_instead_of_sending_them() {
 fn offline_needs_no_server_and_shows_payloads_by_account() {
     let env = Env::new(Setup::small());
     let run = env.run(&["--offline"], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
     assert!(env.fake.requests().is_empty());
     let results = run.results();
     assert_eq!(results.len(), 3);
@@ -758,11 +698,7 @@ fn check_passes_against_a_server_with_a_true_clock() {
     let env = Env::new(setup);
     let run = env.run(&["--check"], "");
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("ok   clock: ours is "),
-        "{}",
-        run.stdout
-    );
+    assert_contains(&run.stdout, "ok   clock: ours is ");
 }
 
 #[test]
@@ -770,16 +706,11 @@ fn the_user_usage_sum_rule_is_respected_by_sending_totals_first() {
     // Waldur sets a zero parent total to the sum of its user usages; the tool posts totals
     // first, so the stored total is the account total, not the users' sum.
     let env = Env::new(Setup::small());
-    let input = period(
+    let input = period_of(
         "2024-03",
         &[
-            usage("2024-03", "hpc_alloc1", None, &[("cpu", "3.00")]),
-            usage(
-                "2024-03",
-                "hpc_alloc1",
-                Some("hpcuser1"),
-                &[("cpu", "1.00")],
-            ),
+            ("hpc_alloc1", None, &[("cpu", "3.00")]),
+            ("hpc_alloc1", Some("hpcuser1"), &[("cpu", "1.00")]),
         ],
     );
     assert_eq!(env.run(&[], &input).code, 0);
@@ -797,8 +728,8 @@ fn a_clock_with_nanoseconds_still_gives_dates_waldur_accepts() {
     // last_restarted are sent in whole seconds.
     let env = Env::new(Setup::small());
     let run = env.run(&["--now", "2024-03-20T12:00:00.123456789Z"], &march_input());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    run.assert_code(0);
+    assert_lacks(&run.stderr, "warning");
     let reqs = env.fake.requests();
     assert_eq!(bodies(&reqs, "set_usage")[0]["date"], json!(MARCH_DATE));
     assert_eq!(
@@ -828,10 +759,9 @@ fn tied_rows(unstable: bool) -> Setup {
 }
 
 fn first_account_changes() -> String {
-    period(
+    period_of(
         "2024-03",
-        &[usage(
-            "2024-03",
+        &[(
             "hpc_alloc_00001",
             None,
             &[("cpu", "2.00"), ("mem", "1.00"), ("gres/gpu", "1.00")],
@@ -846,7 +776,7 @@ fn pages_that_overlap_zero_fill_nothing_and_say_so_once() {
     // mem 0 over 30 stored values of 1.00.
     let env = Env::new(tied_rows(true));
     let run = env.run(&["--no-register"], &first_account_changes());
-    assert_eq!(run.code, 3, "{}", run.stderr);
+    run.assert_code(3);
     let warnings: Vec<&str> = run
         .stderr
         .lines()
@@ -887,8 +817,8 @@ fn pages_that_add_up_zero_fill_as_usual() {
     // The same rows in a stable order: every row is seen, the idle resources are unchanged.
     let env = Env::new(tied_rows(false));
     let run = env.run(&["--no-register"], &first_account_changes());
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(!run.stderr.contains("warning:"), "{}", run.stderr);
+    run.assert_code(0);
+    assert_lacks(&run.stderr, "warning:");
     assert_eq!(bodies(&env.fake.requests(), "set_usage").len(), 1);
     assert_eq!(
         run.summary("2024-03"),
@@ -914,8 +844,8 @@ fn a_read_back_whose_pages_overlap_is_read_again_and_never_called_a_misfiling() 
         })
         .collect();
     let run = env.run(&["--no-register"], &period("2024-03", &lines));
-    assert_eq!(run.code, 75, "{}", run.stderr);
-    assert!(!run.stderr.contains("read-back: "), "{}", run.stderr);
+    run.assert_code(75);
+    assert_lacks(&run.stderr, "read-back: ");
     assert_eq!(
         run.stderr
             .matches("the read-back listing did not add up")
@@ -924,19 +854,15 @@ fn a_read_back_whose_pages_overlap_is_read_again_and_never_called_a_misfiling() 
         "{}",
         run.stderr
     );
-    assert!(
-        run.stderr.contains(
-            "2024-03: 30 of 330 values sent could not be verified: the listing did not add up \
+    run.assert_stderr_contains(
+        "2024-03: 30 of 330 values sent could not be verified: the listing did not add up \
              in 3 reads (330 rows read (300 distinct) over 2 page(s) where the first page \
-             counted 330)"
-        ),
-        "{}",
-        run.stderr
+             counted 330)",
     );
     // Everything was in fact stored as sent.
     assert!(env.totals().iter().all(|t| t.3 == "2.00"));
     // Without the unstable order the same run is verified and exits 0.
     let env = Env::new(tied_rows(false));
     let run = env.run(&["--no-register"], &period("2024-03", &lines));
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.assert_code(0);
 }
