@@ -3,7 +3,14 @@
 # lib.sh: what the waldur-usage wrappers share (report, backfill, audit, diagnose). Sourced, never
 # run. It owns logging with journald priorities, option checks, finding the binaries and the
 # offerings, the token's placeholder credential, and what an exit status means. It knows nothing
-# of one wrapper's options or cycle. The sourcing script sets PROG before sourcing it.
+# of one wrapper's options or cycle.
+#
+# A wrapper finds it with one line: beside the script (the source tree, or a copy), else in
+# ../share/waldur-usage/ (installed in PREFIX/sbin), and stops with 69 when it is missing.
+# Sourcing it sets bash's strict mode and PROG, the wrapper's name for its messages.
+
+set -euo pipefail
+readonly PROG=${0##*/}
 
 # sysexits(3) codes, the same the binaries use.
 readonly EX_USAGE=64 EX_DATAERR=65 EX_UNAVAILABLE=69 EX_SOFTWARE=70 EX_CANTCREAT=73
@@ -90,6 +97,51 @@ set_log_level() {
 }
 
 # --- option values ----------------------------------------------------------------------------
+
+# --- the command line ----------------------------------------------------------------------
+
+LEVEL_FLAG= # --log-level
+TAKEN=0     # words the option just read used
+
+# parse_options OWN ARGS...: read a wrapper's command line. The options every wrapper takes are
+# read here, once: -c/--config (into CONFIG), --log-level (LEVEL_FLAG), -V/--version, -h/--help,
+# and --offering (appended to OFFERINGS) in the wrappers that keep that list. The function OWN
+# reads the wrapper's own options: given the remaining ARGS, it sets TAKEN to the number of
+# words it used, or returns 1 when ARGS[0] is none of its options.
+parse_options() {
+    local own=$1
+    shift
+    while [[ $# -gt 0 ]]; do
+        TAKEN=0
+        case "$1" in
+            -c | --config) need_value "$@"; CONFIG=$2; TAKEN=2 ;;
+            --config=*) CONFIG=${1#*=}; TAKEN=1 ;;
+            --log-level) need_value "$@"; LEVEL_FLAG=$2; TAKEN=2 ;;
+            --log-level=*) LEVEL_FLAG=${1#*=}; TAKEN=1 ;;
+            -V | --version) echo "$PROG $VERSION"; exit 0 ;;
+            -h | --help) usage; exit 0 ;;
+            --offering)
+                if keeps_offerings; then need_value "$@"; OFFERINGS+=("$2"); TAKEN=2; fi ;;
+            --offering=*)
+                if keeps_offerings; then OFFERINGS+=("${1#*=}"); TAKEN=1; fi ;;
+        esac
+        if ((TAKEN == 0)) && { ! "$own" "$@" || ((TAKEN == 0)); }; then
+            usage_error "unknown argument: $1"
+        fi
+        shift "$TAKEN"
+    done
+}
+
+# keeps_offerings: the wrapper takes --offering (it has an OFFERINGS list).
+keeps_offerings() {
+    declare -p OFFERINGS >/dev/null 2>&1
+}
+
+# no_own_options: for parse_options, in a wrapper with only the common options.
+# shellcheck disable=SC2317 # called by parse_options
+no_own_options() {
+    return 1
+}
 
 need_value() {
     [[ $# -ge 2 && -n "$2" ]] || usage_error "option $1 needs a value"

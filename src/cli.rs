@@ -63,7 +63,7 @@ pub mod exit {
     pub const CONFIG: u8 = 78;
 
     /// Every status above with its name, in order: the README's and the man page's exit
-    /// status tables are checked against it (tests/man_pages.rs).
+    /// status tables are checked against it (tests/suite/man_pages.rs).
     pub const ALL: [(&str, u8); 14] = [
         ("OK", OK),
         ("FAILURE", FAILURE),

@@ -19,6 +19,7 @@ mod e2e_diagnose;
 mod e2e_slurm;
 mod fake_waldur;
 mod golden_outputs;
+mod layering;
 mod man_pages;
 mod month_split;
 mod slurm_usage;
