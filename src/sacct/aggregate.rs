@@ -8,18 +8,15 @@
 //!
 //! The state per pair is compact: two name ids, a job count and the sums in [`super::sums`].
 //! Account totals are summed as the lines arrive, in a second, small [`Sums`] keyed by account,
-//! so finishing reads no pair twice; the records are sorted once, at the end, and written
-//! straight as JSON lines.
+//! so finishing reads no pair twice; the records are sorted once, at the end, into a
+//! [`Summary`] (see [`super::summary`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, Write};
-
-use crate::json_line::push_u128;
-use crate::records::TresRecord;
 
 use super::line::Allocation;
 use super::names::{NameId, NameTable, json_string};
+use super::summary::{Group, Summary};
 use super::sums::{Overflow, PairId, Sums};
 use super::tres::{TresId, TresTable};
 use crate::hash::FxMap;
@@ -92,23 +89,23 @@ impl<'a> Usage<'a> {
 
 /// One (account, user) pair.
 #[derive(Debug, Clone, Copy)]
-struct Pair {
-    account: NameId,
-    user: NameId,
-    jobs: u64,
+pub(super) struct Pair {
+    pub(super) account: NameId,
+    pub(super) user: NameId,
+    pub(super) jobs: u64,
 }
 
 /// Per-(account, user) sums of one period, and per account the exact sums of its users. Three
 /// small hash lookups per line, no allocation once the names are known.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    accounts: NameTable,
-    users: NameTable,
+    pub(super) accounts: NameTable,
+    pub(super) users: NameTable,
     /// `account << 32 | user` -> pair.
     index: FxMap<u64, PairId>,
     /// In order of first appearance.
-    pairs: Vec<Pair>,
-    sums: Sums,
+    pub(super) pairs: Vec<Pair>,
+    pub(super) sums: Sums,
     /// Per account id: the sums of its pairs (a TRES is seen when any pair saw it).
     account_sums: Sums,
     /// Per account id: its allocations.
@@ -117,7 +114,7 @@ pub struct Aggregator {
     account_overflow: bool,
     /// The user's spelling in pairs whose first line spelled the user differently from the
     /// user's first line anywhere: (text, JSON string).
-    spellings: FxMap<PairId, (Box<str>, Box<str>)>,
+    pub(super) spellings: FxMap<PairId, (Box<str>, Box<str>)>,
 }
 
 fn utf8<'a>(name: &'a [u8], what: &'static str) -> Result<&'a str, AggregateError> {
@@ -270,142 +267,6 @@ impl Aggregator {
             groups,
             order,
             aggregator: self,
-        })
-    }
-}
-
-/// One account: its pairs (a range of the sorted order) and its total.
-#[derive(Debug)]
-struct Group {
-    account: NameId,
-    members: std::ops::Range<usize>,
-    jobs: u64,
-    /// By position in `by_name`: the sum, if any member saw that TRES.
-    total: Vec<Option<u128>>,
-}
-
-/// The sorted records of one period (see the module docs), with the account totals summed.
-#[derive(Debug)]
-pub struct Summary {
-    aggregator: Aggregator,
-    /// Pairs sorted by (account, user).
-    order: Vec<PairId>,
-    groups: Vec<Group>,
-    /// TRES ids sorted by name, and their names (plain and as JSON strings) in that order.
-    by_name: Vec<TresId>,
-    tres_names: Vec<String>,
-    tres_json: Vec<String>,
-}
-
-impl Summary {
-    /// Number of records: one per account and one per (account, user).
-    pub fn len(&self) -> usize {
-        self.groups.len() + self.order.len()
-    }
-
-    /// True when the period had no allocation.
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
-    /// Visit the records in order: (account group, `None` for the total or `Some(pair)`).
-    fn each<E>(
-        &self,
-        mut visit: impl FnMut(&Group, Option<PairId>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        for group in &self.groups {
-            visit(group, None)?;
-            for &pair in &self.order[group.members.clone()] {
-                visit(group, Some(pair))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The user of `pair`: (text, JSON string).
-    fn user(&self, pair: PairId) -> (&str, &[u8]) {
-        let agg = &self.aggregator;
-        let respelled = if agg.spellings.is_empty() {
-            None
-        } else {
-            agg.spellings.get(&pair)
-        };
-        match respelled {
-            Some((text, json)) => (text, json.as_bytes()),
-            None => {
-                let id = agg.pairs[pair as usize].user;
-                (agg.users.text(id), agg.users.json(id))
-            }
-        }
-    }
-
-    /// The sums of a record, by position in `by_name`.
-    fn sums<'s>(
-        &'s self,
-        group: &'s Group,
-        pair: Option<PairId>,
-    ) -> impl Iterator<Item = (usize, u128)> + 's {
-        let row = pair.map(|p| self.aggregator.sums.row(p));
-        (0..self.by_name.len()).filter_map(move |i| match row {
-            None => group.total[i].map(|v| (i, v)),
-            Some(row) => row.get(self.by_name[i]).map(|v| (i, v)),
-        })
-    }
-
-    fn jobs(&self, group: &Group, pair: Option<PairId>) -> u64 {
-        pair.map_or(group.jobs, |p| self.aggregator.pairs[p as usize].jobs)
-    }
-
-    /// The `tres` records of `period`.
-    pub fn records(&self, period: &str) -> Vec<TresRecord> {
-        let mut out = Vec::with_capacity(self.len());
-        let agg = &self.aggregator;
-        let _ = self.each(|group, pair| -> Result<(), ()> {
-            out.push(TresRecord {
-                period: period.to_string(),
-                account: agg.accounts.text(group.account).to_string(),
-                user: pair.map(|p| self.user(p).0.to_string()),
-                jobs: self.jobs(group, pair),
-                tres_seconds: self
-                    .sums(group, pair)
-                    .map(|(i, v)| (self.tres_names[i].clone(), v))
-                    .collect(),
-            });
-            Ok(())
-        });
-        out
-    }
-
-    /// Write the `tres` records of `period` as JSON lines, byte for byte what serde_json
-    /// writes for [`Summary::records`] (`kind` first).
-    pub fn write_json(&self, period: &str, out: &mut impl Write) -> io::Result<()> {
-        let agg = &self.aggregator;
-        let period = json_string(period);
-        let mut line = Vec::with_capacity(512);
-        self.each(|group, pair| {
-            line.clear();
-            line.extend_from_slice(b"{\"kind\":\"tres\",\"period\":");
-            line.extend_from_slice(period.as_bytes());
-            line.extend_from_slice(b",\"account\":");
-            line.extend_from_slice(agg.accounts.json(group.account));
-            line.extend_from_slice(b",\"user\":");
-            match pair {
-                None => line.extend_from_slice(b"null"),
-                Some(p) => line.extend_from_slice(self.user(p).1),
-            }
-            line.extend_from_slice(b",\"jobs\":");
-            push_u128(&mut line, u128::from(self.jobs(group, pair)));
-            line.extend_from_slice(b",\"tres_seconds\":{");
-            for (n, (i, v)) in self.sums(group, pair).enumerate() {
-                if n > 0 {
-                    line.push(b',');
-                }
-                line.extend_from_slice(self.tres_json[i].as_bytes());
-                line.push(b':');
-                push_u128(&mut line, v);
-            }
-            line.extend_from_slice(b"}}\n");
-            out.write_all(&line)
         })
     }
 }

@@ -9,7 +9,8 @@
 //!   bounded cache of parsed TRES strings, since jobs of one shape print the same string);
 //! - [`names`]: account and user names, interned and grouped case-insensitively;
 //! - [`sums`]: exact sums by (pair, TRES) in little memory;
-//! - [`aggregate`]: exact sums per account and user, sorted output written as JSON lines;
+//! - [`aggregate`]: exact sums per account and user;
+//! - [`summary`]: a period's records sorted, written as JSON lines (large ones on two threads);
 //! - [`read`]: one period's whole stream, the bad-line policy, `--jobs` spooling;
 //! - [`command`]: the sacct command line and running it with a timeout;
 //! - [`check`]: `--check` diagnostics;
@@ -46,5 +47,6 @@ pub mod line;
 pub mod names;
 pub mod pipeline;
 pub mod read;
+pub mod summary;
 pub mod sums;
 pub mod tres;

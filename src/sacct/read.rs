@@ -10,11 +10,12 @@ use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 
 use crate::records::{JobRecord, MonthEndRecord, MonthRecord, Record, RecordWriter, TresRecord};
 
-use super::aggregate::{AggregateError, Aggregator, Summary, Usage, job_usage};
+use super::aggregate::{AggregateError, Aggregator, Usage, job_usage};
 use super::line::{
     AccountFilter, Allocation, Layout, LayoutError, LineParser, Parsed, header_names, is_header,
     unsupported_format,
 };
+use super::summary::Summary;
 use super::tres::TresTable;
 use crate::config::Compat;
 
