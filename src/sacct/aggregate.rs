@@ -138,17 +138,7 @@ impl Aggregator {
 
     /// Add the allocation's TRES x seconds to `pair`; all or nothing.
     fn add_sums(&mut self, pair: PairId, alloc: &Usage<'_>) -> Result<(), AggregateError> {
-        // u64 x u64 always fits in u128; only a sum can overflow, which is undone.
-        let seconds = u128::from(alloc.seconds);
-        for (done, &(id, value)) in alloc.tres.iter().enumerate() {
-            if let Err(e) = self.sums.add(pair, id, u128::from(value) * seconds) {
-                for &(id, value) in &alloc.tres[..done] {
-                    self.sums.sub(pair, id, u128::from(value) * seconds);
-                }
-                return Err(e.into());
-            }
-        }
-        Ok(())
+        Ok(self.sums.add_line(pair, alloc.seconds, alloc.tres)?)
     }
 
     /// Add one allocation to its (account, user); all or nothing, so a line rejected here
@@ -204,15 +194,12 @@ impl Aggregator {
             self.account_jobs.resize(index + 1, 0);
         }
         self.account_jobs[index] += 1;
-        let seconds = u128::from(alloc.seconds);
-        for &(id, value) in alloc.tres {
-            if self
-                .account_sums
-                .add(account, id, u128::from(value) * seconds)
-                .is_err()
-            {
-                self.account_overflow = true;
-            }
+        if self
+            .account_sums
+            .add_line(account, alloc.seconds, alloc.tres)
+            .is_err()
+        {
+            self.account_overflow = true;
         }
     }
 

@@ -93,6 +93,36 @@ impl Sums {
     /// Add `amount` to the sum of (`pair`, `id`) and mark it seen; on overflow nothing changes.
     pub fn add(&mut self, pair: PairId, id: TresId, amount: u128) -> Result<(), Overflow> {
         self.reserve(pair, id);
+        self.add_in_row(pair, id, amount)
+    }
+
+    /// Add `seconds` x `value` for each (`id`, `value`) of one line's `tres` to `pair`: one
+    /// row found once, all or nothing (an overflow takes back what the line added; the seen
+    /// bits stay, as with [`Sums::sub`]).
+    pub fn add_line(
+        &mut self,
+        pair: PairId,
+        seconds: u64,
+        tres: &[(TresId, u64)],
+    ) -> Result<(), Overflow> {
+        let Some(top) = tres.iter().map(|&(id, _)| id).max() else {
+            return Ok(());
+        };
+        self.reserve(pair, top);
+        let seconds = u128::from(seconds);
+        for (done, &(id, value)) in tres.iter().enumerate() {
+            if let Err(e) = self.add_in_row(pair, id, u128::from(value) * seconds) {
+                for &(id, value) in &tres[..done] {
+                    self.sub(pair, id, u128::from(value) * seconds);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Sums::add`] once the row is there.
+    fn add_in_row(&mut self, pair: PairId, id: TresId, amount: u128) -> Result<(), Overflow> {
         let (low, high) = (amount as u64, (amount >> 64) as u64);
         let (at, seen_at, bit) = self.at(pair, id);
         let (sum, carried) = self.words[at].overflowing_add(low);
@@ -209,6 +239,26 @@ mod tests {
         assert_eq!(sums.get(3, 1), Some(u128::MAX - 1));
         sums.add(3, 1, 1).unwrap();
         assert_eq!(sums.get(3, 1), Some(u128::MAX));
+    }
+
+    #[test]
+    fn a_line_that_overflows_one_sum_adds_to_none() {
+        let mut sums = Sums::default();
+        sums.add(3, 1, u128::MAX - 1).unwrap();
+        // 7 x 1 s to TRES 0, then 2 x 1 s to TRES 1, which overflows: TRES 0 is taken back.
+        assert_eq!(sums.add_line(3, 1, &[(0, 7), (1, 2)]), Err(Overflow));
+        assert_eq!(
+            (sums.get(3, 0), sums.get(3, 1)),
+            (Some(0), Some(u128::MAX - 1))
+        );
+        // 4 CPUs x 3600 s and 1 GPU x 3600 s on a new pair, one row found once.
+        sums.add_line(9, 3600, &[(0, 4), (2, 1)]).unwrap();
+        assert_eq!(
+            (sums.get(9, 0), sums.get(9, 1), sums.get(9, 2)),
+            (Some(14_400), None, Some(3600))
+        );
+        assert_eq!(sums.add_line(10, 60, &[]), Ok(()));
+        assert_eq!(sums.get(10, 0), None);
     }
 
     #[test]
