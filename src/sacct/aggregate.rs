@@ -87,6 +87,54 @@ impl<'a> Usage<'a> {
     }
 }
 
+/// An allocation's account and user as interned ids.
+#[derive(Debug, Clone, Copy)]
+pub struct Named {
+    /// The account's id.
+    pub account: NameId,
+    /// The user's id.
+    pub user: NameId,
+    /// This line spells the user differently from the user's first line (its case).
+    pub respelled: bool,
+}
+
+/// The account and user names of a period, interned (see [`super::names`]). The reading thread
+/// holds them while the sums are folded on another, and hands them over at the end.
+#[derive(Debug, Default)]
+pub struct Names {
+    pub(super) accounts: NameTable,
+    pub(super) users: NameTable,
+}
+
+impl Names {
+    /// The ids of `usage`'s account and user, interning a new one; a new name must be UTF-8.
+    pub fn resolve(&mut self, usage: &Usage<'_>) -> Result<Named, AggregateError> {
+        let (account, user) = (
+            self.accounts.find(usage.account),
+            self.users.find(usage.user),
+        );
+        let (account, user) = match (account, user) {
+            (Some(a), Some(u)) => (a, u),
+            (account, user) => {
+                // Names are checked before anything is kept.
+                let account_text = utf8(usage.account, "account")?;
+                let user_text = utf8(usage.user, "user")?;
+                (
+                    account
+                        .unwrap_or_else(|| self.accounts.insert_new(usage.account, account_text)),
+                    user.unwrap_or_else(|| self.users.insert_new(usage.user, user_text)),
+                )
+            }
+        };
+        let respelled = self.users.text(user).as_bytes() != usage.user;
+        Ok(Named {
+            account,
+            user,
+            respelled,
+        })
+    }
+}
+
 /// One (account, user) pair.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Pair {
@@ -99,8 +147,7 @@ pub(super) struct Pair {
 /// small hash lookups per line, no allocation once the names are known.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    pub(super) accounts: NameTable,
-    pub(super) users: NameTable,
+    pub(super) names: Names,
     /// `account << 32 | user` -> pair.
     index: FxMap<u64, PairId>,
     /// In order of first appearance.
@@ -149,19 +196,25 @@ impl Aggregator {
 
     /// [`Aggregator::add`] for the parts of an allocation that the sums need.
     pub fn add_usage(&mut self, alloc: &Usage<'_>) -> Result<(), AggregateError> {
-        let account = self.accounts.find(alloc.account);
-        let user = self.users.find(alloc.user);
-        if let (Some(a), Some(u)) = (account, user) {
-            if let Some(&pair) = self.index.get(&pair_key(a, u)) {
-                self.add_sums(pair, alloc)?;
-                self.pairs[pair as usize].jobs += 1;
-                self.add_to_account(a, alloc);
-                return Ok(());
-            }
+        let named = self.names.resolve(alloc)?;
+        self.add_named(named, alloc)
+    }
+
+    /// Add an allocation whose names [`Names::resolve`] gave `named` (these names, or the ones
+    /// handed over later with [`Aggregator::adopt_names`]); all or nothing.
+    pub fn add_named(&mut self, named: Named, alloc: &Usage<'_>) -> Result<(), AggregateError> {
+        let (account, user) = (named.account, named.user);
+        if let Some(&pair) = self.index.get(&pair_key(account, user)) {
+            self.add_sums(pair, alloc)?;
+            self.pairs[pair as usize].jobs += 1;
+            self.add_to_account(account, alloc);
+            return Ok(());
         }
-        // A new pair: names are checked before anything is kept.
-        let account_text = utf8(alloc.account, "account")?;
-        let user_text = utf8(alloc.user, "user")?;
+        // A known user spelled in another case: the same bytes but for ASCII case, so text.
+        let respelled = match named.respelled {
+            true => Some(utf8(alloc.user, "user")?),
+            false => None,
+        };
         let pair = PairId::try_from(self.pairs.len()).expect("fewer than 2^32 pairs");
         if let Err(e) = self.add_sums(pair, alloc) {
             for &(id, _) in alloc.tres {
@@ -169,12 +222,9 @@ impl Aggregator {
             }
             return Err(e);
         }
-        let account =
-            account.unwrap_or_else(|| self.accounts.insert_new(alloc.account, account_text));
-        let user = user.unwrap_or_else(|| self.users.insert_new(alloc.user, user_text));
-        if self.users.text(user) != user_text {
+        if let Some(text) = respelled {
             self.spellings
-                .insert(pair, (user_text.into(), json_string(user_text).into()));
+                .insert(pair, (text.into(), json_string(text).into()));
         }
         self.pairs.push(Pair {
             account,
@@ -184,6 +234,11 @@ impl Aggregator {
         self.index.insert(pair_key(account, user), pair);
         self.add_to_account(account, alloc);
         Ok(())
+    }
+
+    /// Take over the names that ids given to [`Aggregator::add_named`] refer to.
+    pub fn adopt_names(&mut self, names: Names) {
+        self.names = names;
     }
 
     /// Add an allocation already added to one of `account`'s pairs to the account's total. A
@@ -208,7 +263,7 @@ impl Aggregator {
         if self.account_overflow {
             return Err(AggregateError::Overflow);
         }
-        let (account_rank, user_rank) = (self.accounts.ranks(), self.users.ranks());
+        let (account_rank, user_rank) = (self.names.accounts.ranks(), self.names.users.ranks());
         // (account rank, user rank, pair): distinct pairs never tie.
         let mut keys: Vec<u128> = self
             .pairs

@@ -9,7 +9,7 @@ use std::io::BufRead;
 use std::ops::Range;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
-use super::aggregate::Usage;
+use super::aggregate::{Named, Names, Usage};
 use super::line::{Allocation, LineParser};
 use super::read::{Fed, Folder, MonthData, ReadError, ReadOptions, Scanned, Sink, scan};
 use super::tres::TresId;
@@ -26,6 +26,7 @@ enum Item {
     Allocation {
         number: u64,
         line: Range<usize>,
+        named: Named,
         account: Range<usize>,
         user: Range<usize>,
         seconds: u64,
@@ -69,6 +70,8 @@ enum Message {
 
 /// The scanning side: fills batches and sends them, reusing the ones sent back.
 struct Batcher {
+    /// The names, resolved here so that the folding thread only adds.
+    names: Names,
     batch: Batch,
     to_folder: SyncSender<Message>,
     returned: Receiver<Batch>,
@@ -100,10 +103,15 @@ impl Batcher {
 
 impl Sink for Batcher {
     fn allocation(&mut self, number: u64, line: &[u8], a: &Allocation<'_>) -> Fed {
+        let named = match self.names.resolve(&Usage::of(a)) {
+            Ok(named) => named,
+            Err(e) => return self.bad(number, e.to_string(), line),
+        };
         let b = &mut self.batch;
         let item = Item::Allocation {
             number,
             line: b.keep(line),
+            named,
             account: b.keep(a.account),
             user: b.keep(a.user),
             seconds: a.seconds,
@@ -150,6 +158,7 @@ fn fold_all(
                 Item::Allocation {
                     number,
                     line,
+                    named,
                     account,
                     user,
                     seconds,
@@ -161,7 +170,7 @@ fn fold_all(
                         seconds: *seconds,
                         tres: &batch.tres[tres.clone()],
                     };
-                    folder.fold(*number, &bytes[line.clone()], &usage)?;
+                    folder.fold_named(*number, &bytes[line.clone()], *named, &usage)?;
                 }
                 Item::Bad {
                     number,
@@ -189,6 +198,7 @@ pub(super) fn read<R: BufRead>(
     std::thread::scope(|scope| {
         let folding = scope.spawn(move || fold_all(folder, from_scanner, back));
         let mut batcher = Batcher {
+            names: Names::default(),
             batch: Batch::default(),
             to_folder,
             returned,
@@ -203,7 +213,8 @@ pub(super) fn read<R: BufRead>(
         };
         // A closed channel means the folder stopped on its own error, which it returns.
         let _ = batcher.to_folder.send(Message::End(end));
-        let folder = folding.join().expect("the folding thread does not panic")?;
+        let mut folder = folding.join().expect("the folding thread does not panic")?;
+        folder.adopt_names(batcher.names);
         folder.finish(Scanned { lines }, parser.table())
     })
 }
@@ -275,8 +286,15 @@ mod tests {
     /// Two allocations of u64::MAX TRES for u64::MAX seconds on lines 5 and 6: each fits in
     /// 128 bits ((2^64 - 1)^2 < 2^128), their sum does not. The parser's window check keeps
     /// such lines out of real input, so the batch is made by hand.
-    fn overflowing_batch() -> Batch {
+    fn overflowing_batch(names: &mut Names) -> Batch {
         let mut batch = Batch::default();
+        let usage = Usage {
+            account: b"acct",
+            user: b"u",
+            seconds: 0,
+            tres: &[],
+        };
+        let named = names.resolve(&usage).unwrap();
         for number in [5, 6] {
             let line = batch.keep(b"the line");
             let (account, user) = (batch.keep(b"acct"), batch.keep(b"u"));
@@ -285,6 +303,7 @@ mod tests {
             batch.items.push(Item::Allocation {
                 number,
                 line,
+                named,
                 account,
                 user,
                 seconds: u64::MAX,
@@ -300,9 +319,15 @@ mod tests {
             let folder = Folder::new("2024-03", &options(skip_bad_lines, false)).unwrap();
             let (to_folder, from_scanner) = sync_channel(IN_FLIGHT);
             let (back, _returned) = channel();
-            to_folder.send(Message::Lines(overflowing_batch())).unwrap();
+            let mut names = Names::default();
+            to_folder
+                .send(Message::Lines(overflowing_batch(&mut names)))
+                .unwrap();
             to_folder.send(Message::End(end)).unwrap();
-            fold_all(folder, from_scanner, back)
+            fold_all(folder, from_scanner, back).map(|mut folder| {
+                folder.adopt_names(names);
+                folder
+            })
         };
         let later = ReadError::bad_line(7, "a later line".into(), b"x");
         match fold(false, Some(later)) {

@@ -10,7 +10,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Seek, Write};
 
 use crate::records::{JobRecord, MonthEndRecord, MonthRecord, Record, RecordWriter, TresRecord};
 
-use super::aggregate::{AggregateError, Aggregator, Usage, job_usage};
+use super::aggregate::{AggregateError, Aggregator, Named, Names, Usage, job_usage};
 use super::line::{
     AccountFilter, Allocation, Layout, LayoutError, LineParser, Parsed, header_names, is_header,
     unsupported_format,
@@ -411,13 +411,36 @@ impl Folder {
         line: &[u8],
         usage: &Usage<'_>,
     ) -> Result<(), ReadError> {
-        match self.aggregate.add_usage(usage) {
+        let added = self.aggregate.add_usage(usage);
+        self.counted(number, line, added)
+    }
+
+    /// [`Folder::fold`] for an allocation whose names were resolved on the reading thread.
+    pub(super) fn fold_named(
+        &mut self,
+        number: u64,
+        line: &[u8],
+        named: Named,
+        usage: &Usage<'_>,
+    ) -> Fed {
+        let added = self.aggregate.add_named(named, usage);
+        self.counted(number, line, added)
+    }
+
+    /// Count an allocation the sums took, or name the line they refused.
+    fn counted(&mut self, number: u64, line: &[u8], added: Result<(), AggregateError>) -> Fed {
+        match added {
             Ok(()) => {
                 self.allocations += 1;
                 Ok(())
             }
             Err(e) => self.bad(number, e.to_string(), line),
         }
+    }
+
+    /// Take over the names the reading thread resolved (see [`Folder::fold_named`]).
+    pub(super) fn adopt_names(&mut self, names: Names) {
+        self.aggregate.adopt_names(names);
     }
 
     /// The sorted records of the period, and its counts.

@@ -78,7 +78,7 @@ impl Summary {
             Some((text, json)) => (text, json.as_bytes()),
             None => {
                 let id = agg.pairs[pair as usize].user;
-                (agg.users.text(id), agg.users.json(id))
+                (agg.names.users.text(id), agg.names.users.json(id))
             }
         }
     }
@@ -107,7 +107,7 @@ impl Summary {
         let _ = self.each(|group, pair| -> Result<(), ()> {
             out.push(TresRecord {
                 period: period.to_string(),
-                account: agg.accounts.text(group.account).to_string(),
+                account: agg.names.accounts.text(group.account).to_string(),
                 user: pair.map(|p| self.user(p).0.to_string()),
                 jobs: self.jobs(group, pair),
                 tres_seconds: self
@@ -126,7 +126,7 @@ impl Summary {
         out.extend_from_slice(b"{\"kind\":\"tres\",\"period\":");
         out.extend_from_slice(period);
         out.extend_from_slice(b",\"account\":");
-        out.extend_from_slice(agg.accounts.json(group.account));
+        out.extend_from_slice(agg.names.accounts.json(group.account));
         out.extend_from_slice(b",\"user\":");
         match pair {
             None => out.extend_from_slice(b"null"),
