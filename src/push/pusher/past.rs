@@ -198,9 +198,7 @@ impl Pusher<'_> {
                 result(
                     &name,
                     a.account(),
-                    self.catalog
-                        .resource_uuid(&a.account().to_lowercase())
-                        .as_deref(),
+                    self.catalog.resource_uuid(a.key()).as_deref(),
                     "set_usage",
                     "failed",
                     Some(reason.clone()),
