@@ -404,18 +404,8 @@ impl Folder {
         })
     }
 
-    /// Add line `number`'s allocation to the sums; a rejected one is a bad line.
-    pub(super) fn fold(
-        &mut self,
-        number: u64,
-        line: &[u8],
-        usage: &Usage<'_>,
-    ) -> Result<(), ReadError> {
-        let added = self.aggregate.add_usage(usage);
-        self.counted(number, line, added)
-    }
-
-    /// [`Folder::fold`] for an allocation whose names were resolved on the reading thread.
+    /// Add line `number`'s allocation, whose names were resolved on the reading thread, to the
+    /// sums; a rejected one is a bad line.
     pub(super) fn fold_named(
         &mut self,
         number: u64,
@@ -424,17 +414,17 @@ impl Folder {
         usage: &Usage<'_>,
     ) -> Fed {
         let added = self.aggregate.add_named(named, usage);
-        self.counted(number, line, added)
+        self.counted(number, line, added.map_err(|e| e.to_string()))
     }
 
-    /// Count an allocation the sums took, or name the line they refused.
-    fn counted(&mut self, number: u64, line: &[u8], added: Result<(), AggregateError>) -> Fed {
+    /// Count an allocation that was taken, or name the line and why it was refused.
+    fn counted(&mut self, number: u64, line: &[u8], added: Result<(), String>) -> Fed {
         match added {
             Ok(()) => {
                 self.allocations += 1;
                 Ok(())
             }
-            Err(e) => self.bad(number, e.to_string(), line),
+            Err(reason) => self.bad(number, reason, line),
         }
     }
 
@@ -470,27 +460,27 @@ impl Folder {
 
 impl Sink for Folder {
     fn allocation(&mut self, number: u64, line: &[u8], a: &Allocation<'_>) -> Fed {
-        let before = self.allocations;
-        self.fold(number, line, &Usage::of(a))?;
-        let Some(spool) = self.jobs.as_mut().filter(|_| self.allocations > before) else {
-            return Ok(());
-        };
-        // Names were checked as UTF-8 by the aggregator just now.
-        let record = Record::Job(JobRecord {
-            period: self.period.clone(),
-            job_id: String::from_utf8_lossy(a.job_id).into_owned(),
-            account: String::from_utf8_lossy(a.account).into_owned(),
-            user: String::from_utf8_lossy(a.user).into_owned(),
-            state: String::from_utf8_lossy(a.state).into_owned(),
-            elapsed_seconds: a.seconds,
-            tres_seconds: job_usage(a),
-        });
-        if let Err(e) = spool.push(&record) {
-            // The allocation is in the sums already: as before, a spool failure is a bad line.
-            self.allocations -= 1;
-            return self.bad(number, e.to_string(), line);
+        let mut added = self
+            .aggregate
+            .add_usage(&Usage::of(a))
+            .map_err(|e| e.to_string());
+        if added.is_ok() {
+            if let Some(spool) = self.jobs.as_mut() {
+                // Names were checked as UTF-8 by the aggregator just now.
+                let record = Record::Job(JobRecord {
+                    period: self.period.clone(),
+                    job_id: String::from_utf8_lossy(a.job_id).into_owned(),
+                    account: String::from_utf8_lossy(a.account).into_owned(),
+                    user: String::from_utf8_lossy(a.user).into_owned(),
+                    state: String::from_utf8_lossy(a.state).into_owned(),
+                    elapsed_seconds: a.seconds,
+                    tres_seconds: job_usage(a),
+                });
+                // The allocation stays in the sums: as before, a spool failure is a bad line.
+                added = spool.push(&record).map_err(|e| e.to_string());
+            }
         }
-        Ok(())
+        self.counted(number, line, added)
     }
 
     fn bad(&mut self, number: u64, reason: String, line: &[u8]) -> Fed {
